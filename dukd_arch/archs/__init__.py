@@ -1,0 +1,9 @@
+"""Imports every `*_arch.py` module here so their BasicSR registry decorators run."""
+import importlib
+from os import path as osp
+
+from basicsr.utils import scandir
+
+_folder = osp.dirname(osp.abspath(__file__))
+_modules = sorted(osp.splitext(osp.basename(p))[0] for p in scandir(_folder) if p.endswith('_arch.py'))
+_imported = [importlib.import_module(f'dukd_arch.archs.{name}') for name in _modules]

@@ -1,0 +1,105 @@
+"""Safe checkpoint reading and crash-safe writing.
+
+Reading never executes pickled code: ``.safetensors`` via safetensors, everything else via
+``torch.load(weights_only=True)``. Writing goes to a temporary file in the same folder that is
+then renamed over the target, so a kill mid-save leaves the previous file intact.
+"""
+import os
+import pickle
+import tempfile
+import zipfile
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+
+PREFERRED_PARAM_KEYS = ('params', 'params_ema', 'state_dict', 'model', 'net', 'generator')
+
+
+def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
+    """Load a checkpoint safely; every failure names the file and what to do."""
+    if not path or not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path!r}. Check the path in your options file.')
+    if str(path).endswith('.safetensors'):
+        from safetensors.torch import load_file
+        try:
+            return load_file(path, device='cpu')
+        except Exception as err:  # safetensors raises its own error types
+            raise ValueError(f'{what} {path} is not a readable safetensors file ({err}); re-download it.') from err
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f'{what} {path} holds pickled Python objects that need code execution to load, which dukd refuses '
+            f'for safety ({str(err).splitlines()[0]}). If you trust the file, convert it once with '
+            f'`python -m dukd_arch.convert --unsafe-trust {path} out.safetensors` and point the options at the '
+            f'result.') from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f'{what} {path} is truncated or corrupt ({str(err).splitlines()[0]}); '
+                         f're-download or re-save it.') from err
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and len(obj) > 0 and all(torch.is_tensor(v) for v in obj.values())
+
+
+def extract_state_dict(ckpt: dict, param_key: Optional[str] = None, path: str = '') -> Tuple[Dict, str]:
+    """Pick the network weights out of a checkpoint.
+
+    ``param_key=None`` auto-detects: ``params``, then ``params_ema`` (and other common keys), then a bare
+    state dict. Returns the state dict (``module.`` prefixes stripped) and the key used ('' for bare).
+    """
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{path}: expected a dict of tensors, got {type(ckpt).__name__}')
+    if param_key is not None:
+        if param_key not in ckpt:
+            raise KeyError(f'{path} has no param key {param_key!r}; it has {sorted(ckpt)[:8]}. '
+                           'Set the param_key option to one of these (or ~ to auto-detect).')
+        state, used = ckpt[param_key], param_key
+    else:
+        for key in PREFERRED_PARAM_KEYS:
+            if key in ckpt and _is_state_dict(ckpt[key]):
+                state, used = ckpt[key], key
+                break
+        else:
+            if not _is_state_dict(ckpt):
+                raise ValueError(f'{path}: no network weights found (keys: {sorted(ckpt)[:8]})')
+            state, used = ckpt, ''
+    state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+    return state, used
+
+
+def check_state_dict(net: torch.nn.Module, state: Dict, path: str, option: str, strict: bool = True) -> None:
+    """Raise a readable error when ``state`` does not fit ``net`` (instead of torch's wall of keys)."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f'{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}' for k in own
+             if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if wrong or (strict and (missing or unexpected)):
+        lines = [f'{path} does not fit the network built from `{option}`:']
+        if missing:
+            lines.append(f'  missing in file ({len(missing)}): {missing[:5]}')
+        if unexpected:
+            lines.append(f'  unexpected in file ({len(unexpected)}): {unexpected[:5]}')
+        if wrong:
+            lines.append(f'  shape mismatches ({len(wrong)}): {wrong[:5]}')
+        lines.append(f'  Fix `{option}` (type, num_feat, num_block, upscale, ...) to match the checkpoint.')
+        raise ValueError('\n'.join(lines))
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

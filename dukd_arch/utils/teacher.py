@@ -1,0 +1,70 @@
+"""Build the frozen teacher: network from ``network_t``, weights from ``path.pretrain_network_t``.
+
+The teacher only ever produces labels: eval mode, no gradients, never wrapped in DDP, never saved
+with the student and never touched by resume.
+"""
+import logging
+
+import torch
+
+from basicsr.archs import build_network
+
+from .checkpoint import check_state_dict, extract_state_dict, read_checkpoint
+
+logger = logging.getLogger('basicsr')
+
+
+def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool = True,
+                 option: str = 'network_t') -> str:
+    """Load ``path`` into ``net`` safely; returns the param key used. Errors name the file and the fix."""
+    ckpt = read_checkpoint(path, what=f'checkpoint for {option}')
+    state, used = extract_state_dict(ckpt, param_key, path)
+    check_state_dict(net, state, path, option, strict=strict)
+    net.load_state_dict(state, strict=strict)
+    return used
+
+
+def freeze(net: torch.nn.Module) -> torch.nn.Module:
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
+    """Teacher from ``opt['network_t']`` and ``opt['path']['pretrain_network_t']`` (``param_key_t``, ``strict_load_t``)."""
+    if not opt.get('network_t'):
+        raise ValueError('Distillation needs a teacher: add a `network_t:` section (e.g. {type: EDSR, ...}) '
+                         'and `path: pretrain_network_t:` to your options file.')
+    net = build_network(dict(opt['network_t']))
+    path_opt = opt.get('path', {})
+    load_path = path_opt.get('pretrain_network_t')
+    if load_path is not None:
+        used = load_weights(net, load_path, path_opt.get('param_key_t'), path_opt.get('strict_load_t', True))
+        logger.info(f'Teacher {net.__class__.__name__} loaded from {load_path} '
+                    f"(param key: {used or 'bare state dict'}).")
+    elif not getattr(net, 'loads_own_weights', False):
+        raise ValueError('`path.pretrain_network_t` is not set: an untrained teacher teaches noise. '
+                         'Point it at the teacher checkpoint (.pth or .safetensors).')
+    return freeze(net.to(device))
+
+
+def window_multiple(net: torch.nn.Module) -> int:
+    """Input sizes the network needs (SwinIR-style window attention): its ``window_size``, else 1."""
+    size = getattr(net, 'window_size', 1)
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+@torch.no_grad()
+def probe_scale(net: torch.nn.Module, device: torch.device, size: int = 16) -> int:
+    """The network's real upscaling factor, measured on a tiny input."""
+    multiple = window_multiple(net)
+    size = max(size, multiple)
+    size += (multiple - size % multiple) % multiple
+    was_training = net.training
+    net.eval()
+    try:
+        out = net(torch.rand(1, 3, size, size, device=device))
+    finally:
+        net.train(was_training)
+    return out.shape[-1] // size

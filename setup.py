@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='dukd',
+    version='0.1.0',
+    description='Data Upcycling Knowledge Distillation for image super-resolution (BasicSR extension)',
+    packages=find_packages(include=['dukd_arch', 'dukd_arch.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'basicsr==1.4.2',
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'opencv-python-headless',
+        'lmdb',
+        'pyyaml',
+        'tensorboard',
+        'einops',
+        'safetensors',
+        'tqdm',
+    ],
+    extras_require={
+        'test': ['pytest', 'scikit-image', 'matplotlib'],
+        'teachers': ['spandrel'],
+        'export': ['onnx', 'onnxruntime'],
+    },
+)

@@ -1,0 +1,8 @@
+"""Train with a BasicSR option file: ``python train.py -opt options/dukd_rcan_x4.yml``."""
+from os import path as osp
+
+import dukd_arch  # noqa: F401  (registers archs, data, losses, models; patches basicsr)
+from basicsr.train import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(osp.abspath(osp.dirname(__file__)))
