@@ -10,8 +10,10 @@ is its FLOP floor: the conv/linear multiply-adds one step must do, relative to K
     LCR       + 0                                     flips / transpose / inversion are permutations
     two-step  + 0 FLOPs, one more optimizer step
 
-Each configuration runs in its own subprocess so that peak memory is its own: on CUDA the allocator's
-peak, on CPU the growth of the process's peak RSS over its state after building the model.
+Each configuration runs in its own subprocess so that its memory is its own. Memory is reported two ways:
+the bytes autograd keeps for backward in one step (exact, device-independent: the activation memory each
+extra forward adds), and the peak growth after building the model (CUDA allocator peak; on CPU the
+process's peak RSS, coarse because of allocator caching).
 
     python benchmarks/bench_speed.py                      # the demo pair, batch 16, LR 24x24
     python benchmarks/bench_speed.py --pair edsr --steps 20 --device cuda
@@ -123,15 +125,23 @@ def worker(cfg, args, teacher_path):
     batch = {'gt': gt, 'lq': matlab_imresize(gt, 0.25).clamp(0, 1)}
     cuda = args.device == 'cuda'
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for it in range(args.warmup):
-        model.feed_data(batch)
-        model.optimize_parameters(it + 1)
-    sync()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    saved = [0]
+
+    def pack(t):  # bytes autograd keeps for backward: the activation memory a step adds
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    for it in range(args.warmup):
+        model.feed_data(batch)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model.optimize_parameters(it + 1)
+    sync()
+    saved_per_step = saved[0] / max(1, args.warmup)
     times = []
     for it in range(args.steps):
         t = time.perf_counter()
@@ -139,10 +149,9 @@ def worker(cfg, args, teacher_path):
         model.optimize_parameters(args.warmup + it + 1)
         sync()
         times.append(time.perf_counter() - t)
-    peak = (torch.cuda.max_memory_allocated() - base if cuda else
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print(json.dumps({'cfg': cfg, 'median_s': statistics.median(times), 'times': times, 'peak_bytes': peak,
-                      'base_bytes': base}))
+    peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(json.dumps({'cfg': cfg, 'median_s': statistics.median(times), 'times': times, 'peak_bytes': peak - base,
+                      'saved_bytes': saved_per_step}))
 
 
 def main():
@@ -190,7 +199,8 @@ def main():
             raise SystemExit(f'{cfg} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}')
         results[cfg] = json.loads(line[-1])
         r = results[cfg]
-        print(f"  {cfg:26s} {r['median_s'] * 1000:8.1f} ms/step  peak +{r['peak_bytes'] / 2**20:7.1f} MiB", flush=True)
+        print(f"  {cfg:26s} {r['median_s'] * 1000:8.1f} ms/step  peak +{r['peak_bytes'] / 2**20:7.1f} MiB  "
+              f"autograd saved {r['saved_bytes'] / 2**20:7.1f} MiB", flush=True)
 
     ref = results.get('KDModel')
     floors = {cfg: flop_floor(cfg, s_macs, t_macs, s_small, t_small) for cfg in results}
@@ -198,18 +208,22 @@ def main():
              f'{args.lr_size}x{args.lr_size} LR image; batch {args.batch}; {args.steps} timed steps after '
              f'{args.warmup} warm-up; device {args.device}; torch threads {torch.get_num_threads()}',
              '', '| configuration | step (ms) | time / KDModel | FLOP floor / KDModel | time / floor | '
-             'peak mem (MiB) | mem / KDModel |', '|---|---|---|---|---|---|---|']
+             'peak mem growth (MiB) | autograd saved (MiB) | saved / KDModel |', '|---|---|---|---|---|---|---|---|']
     for cfg, r in results.items():
         if ref:
             t_ratio = r['median_s'] / ref['median_s']
             f_ratio = floors[cfg] / floors['KDModel']
-            m_ratio = r['peak_bytes'] / ref['peak_bytes'] if ref['peak_bytes'] else float('nan')
+            m_ratio = r['saved_bytes'] / ref['saved_bytes'] if ref['saved_bytes'] else float('nan')
             lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | {t_ratio:.2f} | {f_ratio:.2f} | "
-                         f"{t_ratio / f_ratio:.2f} | {r['peak_bytes'] / 2**20:.1f} | {m_ratio:.2f} |")
+                         f"{t_ratio / f_ratio:.2f} | {r['peak_bytes'] / 2**20:.1f} | {r['saved_bytes'] / 2**20:.1f} | "
+                         f"{m_ratio:.2f} |")
         else:
-            lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | - | - | - | {r['peak_bytes'] / 2**20:.1f} | - |")
-    mem_note = ('peak = CUDA allocator peak over the steady state' if args.device == 'cuda' else
-                'peak = process peak RSS (CPU; includes the interpreter and torch, so ratios understate differences)')
+            lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | - | - | - | {r['peak_bytes'] / 2**20:.1f} | "
+                         f"{r['saved_bytes'] / 2**20:.1f} | - |")
+    mem_note = ('peak mem growth: ' + ('CUDA allocator peak minus memory after building the model' if args.device ==
+                'cuda' else 'process peak RSS growth after building the model (CPU; coarse: allocator caching)') +
+                '; autograd saved: bytes kept for backward per step (the two-step mode sums its two graphs, '
+                'which never coexist)')
     lines += ['', mem_note, f'machine: {platform.platform()}, {os.cpu_count()} CPUs']
     print('\n'.join(lines))
     if args.json:

@@ -83,3 +83,41 @@ def test_subimages_and_bicubic_helpers():
         bicubic_downsample([img], 4)
     flat = np.full((8, 8, 3), 77, np.uint8)
     assert (bicubic_downsample([flat], 4)[0] == 77).all()
+
+
+def test_training_log_parsing_gives_the_validation_curve(tmp_path):
+    from dukd_arch.demo.runner import final_metrics, validation_curve
+    log = tmp_path / 'train.log'
+    log.write_text('\n'.join([
+        '    total_iter: 800',  # option dump: not an iteration line
+        '2026-01-01 INFO: [demo_..][epoch:  0, iter:     100, lr:(1.000e-03,)] [eta: 0:03:24] l_pix: 3.1e-02',
+        '2026-01-01 INFO: Validation demo_heldout',
+        '\t # psnr: 27.8767\tBest: 27.8767 @ 100 iter',
+        '\t # ssim: 0.7000\tBest: 0.7000 @ 100 iter',
+        '2026-01-01 INFO: [demo_..][epoch:  1, iter:   1,200, lr:(5.000e-04,)] [eta: 0:00:00] l_pix: 2.9e-02',
+        '2026-01-01 INFO: Validation demo_heldout',
+        '\t # psnr: 28.5000\tBest: 28.5000 @ 1200 iter',
+        '2026-01-01 INFO: End of training.',
+        '2026-01-01 INFO: Validation demo_heldout',  # basicsr validates once more at the end
+        '\t # psnr: 28.5000\tBest: 28.5000 @ 1201 iter',
+        '\t # ssim: 0.7500\tBest: 0.7500 @ 1201 iter',
+    ]))
+    assert validation_curve(str(log)) == [(100, 27.8767), (1200, 28.5)]
+    assert final_metrics(log.read_text().splitlines()) == {'psnr': 28.5, 'ssim': 0.75}
+
+
+def test_run_changes_go_into_a_derived_option_file(tmp_path, monkeypatch):
+    import yaml
+
+    from dukd_arch.demo.pipeline import Run, iteration_changes
+    base = tmp_path / 'base.yml'
+    base.write_text('name: base\nmanual_seed: 0\ntrain: {total_iter: 800, scheduler: {milestones: [600]}}\n'
+                    'val: {val_freq: 100}\nlogger: {print_freq: 50}\n')
+    monkeypatch.chdir(tmp_path)
+    plain = Run('x', str(base), 'base')
+    assert plain.option_file() == str(base) and plain.total_iter() == 800
+    run = Run('x', str(base), 'base_seed3', {**iteration_changes(40), 'manual_seed': 3})
+    derived = yaml.safe_load(open(run.option_file()))
+    assert derived['name'] == 'base_seed3' and derived['manual_seed'] == 3  # seeded before training, not forced after
+    assert derived['train']['total_iter'] == 40 and derived['train']['scheduler']['milestones'] == [30]
+    assert run.stamp() != Run('x', str(base), 'base_seed3', {'manual_seed': 4}).stamp()
