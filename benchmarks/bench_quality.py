@@ -47,6 +47,9 @@ VARIANTS = {  # name: (label, base option file, changes)
 }
 
 
+DEMO_RUNS = ('scratch', 'kd', 'dukd')  # the runs scripts/demo.py trains (experiments/demo_student_<variant>)
+
+
 def mean_std(values):
     if not values:
         return float('nan'), float('nan')
@@ -77,12 +80,16 @@ def main():
     for seed in args.seeds:
         for variant in args.variants:
             label, opt_file, changes = VARIANTS[variant]
-            changes = {**changes, 'manual_seed': seed}
-            if args.iters:
-                changes.update(pipeline.iteration_changes(args.iters))
-            iters_tag = f'_it{args.iters}' if args.iters else ''
-            run = Run(f'{label} seed {seed}', osp.join('options', 'demo', opt_file), f'bq_{variant}_s{seed}{iters_tag}',
-                      changes)
+            opt_path = osp.join('options', 'demo', opt_file)
+            base = Run(label, opt_path, f'demo_student_{variant}')
+            if variant in DEMO_RUNS and not changes and not args.iters and seed == base.options()['manual_seed']:
+                run = base  # exactly the demo's run: reuse it when scripts/demo.py has trained it
+            else:
+                changes = {**changes, 'manual_seed': seed}
+                if args.iters:
+                    changes.update(pipeline.iteration_changes(args.iters))
+                iters_tag = f'_it{args.iters}' if args.iters else ''
+                run = Run(f'{label} seed {seed}', opt_path, f'bq_{variant}_s{seed}{iters_tag}', changes)
             t = time.time()
             seconds = pipeline.train(run, log_dir, threads=args.threads)
             row = pipeline.test(run, 'options/demo/test_student_scratch.yml', log_dir, threads=args.threads)

@@ -29,7 +29,7 @@ def run_logged(cmd: Sequence[str], log_path: str, desc: str, total: Optional[int
     start = time.time()
     lines: List[str] = []
     bar = tqdm(total=total, desc=desc, unit='it', dynamic_ncols=True, leave=True) if total else None
-    with open(log_path, 'w') as log, subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+    with open(log_path, 'w', buffering=1) as log, subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
                                                      stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         last_metric = None
         for line in proc.stdout:
