@@ -1,0 +1,95 @@
+"""Teachers from the files users own: original RCAN releases, spandrel-detected models, safe loading."""
+import logging
+
+import pytest
+import torch
+
+import dukd_arch  # noqa: F401  (registers archs, patches basicsr)
+from basicsr.archs.rcan_arch import RCAN
+from dukd_arch.utils.rcan_convert import (convert_rcan_state_dict, is_original_rcan, original_rcan_from_basicsr,
+                                          rcan_layout)
+from dukd_arch.utils.teacher import load_weights
+
+TINY_RCAN = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_group=2, num_block=2, squeeze_factor=4, upscale=4)
+
+
+def _randomised(net):
+    """Random non-zero weights everywhere, so a wrongly routed tensor changes the output."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p) * 0.1)
+    return net.eval()
+
+
+@pytest.fixture(scope='module')
+def rcan_pair():
+    net = _randomised(RCAN(**TINY_RCAN))
+    original = original_rcan_from_basicsr(net.state_dict(), num_group=2, num_block=2)
+    return net, original
+
+
+def test_original_rcan_is_detected_and_its_layout_read(rcan_pair):
+    net, original = rcan_pair
+    assert is_original_rcan(original)
+    assert not is_original_rcan(net.state_dict())
+    assert rcan_layout(original) == dict(num_group=2, num_block=2, num_feat=8, squeeze_factor=4)
+    assert 'body.0.body.2.weight' in original and 'body.2.weight' in original  # group conv, conv_after_body
+
+
+def test_conversion_inverts_the_map_and_drops_mean_shift(rcan_pair):
+    net, original = rcan_pair
+    converted, mean = convert_rcan_state_dict(original)
+    own = net.state_dict()
+    assert set(converted) == set(own)
+    assert all(torch.equal(converted[k], own[k]) for k in own)
+    assert mean == pytest.approx((0.4488, 0.4371, 0.4040), abs=1e-4)
+
+
+@pytest.mark.parametrize('suffix', ['.pt', '.safetensors'])
+def test_original_rcan_file_loads_with_identical_outputs(rcan_pair, tmp_path, caplog, suffix):
+    net, original = rcan_pair
+    path = str(tmp_path / f'RCAN_BIX4{suffix}')
+    if suffix == '.pt':
+        torch.save(original, path)
+    else:
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in original.items()}, path)
+    fresh = RCAN(**TINY_RCAN).eval()
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        used = load_weights(fresh, path, option='network_t')
+    assert used == ''
+    assert 'original RCAN checkpoint' in caplog.text
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), net(x))
+
+
+def test_rcan_mean_mismatch_is_reported(rcan_pair, tmp_path, caplog):
+    net, _ = rcan_pair
+    original = original_rcan_from_basicsr(net.state_dict(), 2, 2, rgb_mean=(0.5, 0.5, 0.5))
+    path = str(tmp_path / 'rcan_other_mean.pt')
+    torch.save(original, path)
+    with caplog.at_level(logging.WARNING, logger='basicsr'):
+        load_weights(RCAN(**TINY_RCAN), path)
+    assert 'rgb_mean: [0.5, 0.5, 0.5]' in caplog.text
+
+
+def test_unknown_keys_in_an_rcan_like_file_are_refused(rcan_pair):
+    _, original = rcan_pair
+    bad = dict(original)
+    bad['tail.2.weight'] = torch.zeros(1)
+    with pytest.raises(ValueError, match='tail.2.weight'):
+        convert_rcan_state_dict(bad, 'weird.pt')
+
+
+def test_conversion_agrees_with_an_independent_rcan_implementation(rcan_pair):
+    # spandrel ships its own port of the original RCAN code: same file, same image
+    from spandrel import ModelLoader
+    net, original = rcan_pair
+    reference = ModelLoader().load_from_state_dict(original).model.eval()
+    converted = RCAN(**TINY_RCAN).eval()
+    converted.load_state_dict(convert_rcan_state_dict(original)[0])
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x), reference(x), atol=1e-5, rtol=0)
