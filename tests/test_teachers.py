@@ -93,3 +93,68 @@ def test_conversion_agrees_with_an_independent_rcan_implementation(rcan_pair):
     x = torch.rand(1, 3, 10, 12)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), reference(x), atol=1e-5, rtol=0)
+
+
+# ---- python -m dukd_arch.convert ----------------------------------------------------------------------------
+import argparse  # noqa: E402
+import pathlib  # noqa: E402
+
+from dukd_arch.convert import main as convert_main  # noqa: E402
+from dukd_arch.utils.checkpoint import read_checkpoint  # noqa: E402
+
+
+class _TouchOnLoad:
+    """A pickle that runs code when loaded: creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker), ))
+
+
+@pytest.mark.parametrize('out_name', ['rcan.safetensors', 'rcan.pth'])
+def test_convert_cli_renames_original_rcan(rcan_pair, tmp_path, out_name, capsys):
+    net, original = rcan_pair
+    src, out = str(tmp_path / 'RCAN_BIX4.pt'), str(tmp_path / out_name)
+    torch.save(original, src)
+    assert convert_main([src, out]) == 0
+    assert 'original RCAN -> BasicSR RCAN keys' in capsys.readouterr().out
+    fresh = RCAN(**TINY_RCAN).eval()
+    used = load_weights(fresh, out)
+    assert used == ('' if out.endswith('.safetensors') else 'params')
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), net(x))
+
+
+def test_pickle_with_objects_is_refused_until_converted_with_unsafe_trust(rcan_pair, tmp_path):
+    net, _ = rcan_pair
+    src, out = str(tmp_path / 'with_args.pth'), str(tmp_path / 'clean.pth')
+    torch.save({'params': net.state_dict(), 'args': argparse.Namespace(scale=4)}, src)
+    with pytest.raises(ValueError, match='need code execution') as err:
+        load_weights(RCAN(**TINY_RCAN), src)
+    assert f'python -m dukd_arch.convert --unsafe-trust {src}' in str(err.value)
+    assert src in str(err.value)
+    assert convert_main([src, out]) == 1  # still refused without the flag
+    assert convert_main(['--unsafe-trust', src, out]) == 0  # the command the message suggests
+    assert set(read_checkpoint(out)['params']) == set(net.state_dict())
+
+
+def test_code_in_a_pickle_never_runs(tmp_path):
+    marker = tmp_path / 'pwned'
+    src = str(tmp_path / 'evil.pth')
+    torch.save({'params': {'w': torch.zeros(1)}, 'payload': _TouchOnLoad(str(marker))}, src)
+    with pytest.raises(ValueError, match='refuses'):
+        read_checkpoint(src)
+    assert convert_main([src, str(tmp_path / 'x.safetensors')]) == 1
+    assert not marker.exists()
+
+
+
+def test_convert_bare_keep_names(rcan_pair, tmp_path):
+    _, original = rcan_pair
+    src, out = str(tmp_path / 'RCAN_BIX4.pt'), str(tmp_path / 'bare.pth')
+    torch.save(original, src)
+    assert convert_main([src, out, '--bare', '--keep-names']) == 0
+    assert set(read_checkpoint(out)) == set(original)
