@@ -10,6 +10,15 @@ from dukd_arch.utils.rcan_convert import (convert_rcan_state_dict, is_original_r
                                           rcan_layout)
 from dukd_arch.utils.teacher import load_weights
 
+
+
+@pytest.fixture(autouse=True)
+def _basicsr_log_reaches_caplog(monkeypatch):
+    # basicsr's get_root_logger (called by build_network) turns propagation off on first use
+    from basicsr.utils import get_root_logger
+    monkeypatch.setattr(get_root_logger(), 'propagate', True)
+
+
 TINY_RCAN = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_group=2, num_block=2, squeeze_factor=4, upscale=4)
 
 
@@ -158,3 +167,88 @@ def test_convert_bare_keep_names(rcan_pair, tmp_path):
     torch.save(original, src)
     assert convert_main([src, out, '--bare', '--keep-names']) == 0
     assert set(read_checkpoint(out)) == set(original)
+
+
+# ---- AutoTeacher: any architecture spandrel detects -------------------------------------------------------
+from basicsr.archs import build_network  # noqa: E402
+from basicsr.archs.edsr_arch import EDSR  # noqa: E402
+from basicsr.archs.rrdbnet_arch import RRDBNet  # noqa: E402
+from basicsr.archs.srvgg_arch import SRVGGNetCompact  # noqa: E402
+from basicsr.archs.swinir_arch import SwinIR  # noqa: E402
+
+from dukd_arch.ops import forward_padded  # noqa: E402
+from dukd_arch.utils.teacher import build_teacher, probe_scale, window_multiple  # noqa: E402
+
+
+def _save(state, path, wrap):
+    if path.endswith('.safetensors'):
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+    else:
+        torch.save({wrap: state} if wrap else state, path)
+    return path
+
+
+COMMUNITY = {
+    # name: (constructor, scale, test input size, output tolerance vs the original module)
+    'ESRGAN': (lambda: RRDBNet(3, 3, scale=4, num_feat=8, num_block=1), 4, (10, 12), 0),
+    'RealESRGAN_compact': (lambda: SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2, act_type='prelu'), 2,
+                           (10, 12), 0),
+    # spandrel's SwinIR port computes attention in a different order: float rounding only
+    'SwinIR': (lambda: SwinIR(upscale=2, in_chans=3, img_size=16, window_size=4, img_range=1., depths=[2],
+                              embed_dim=12, num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle'), 2, (16, 20), 1e-4),
+}
+
+
+@pytest.mark.parametrize('arch', sorted(COMMUNITY))
+@pytest.mark.parametrize('fmt', ['params_ema.pth', 'bare.safetensors'])
+def test_auto_teacher_builds_community_models_from_the_file_alone(arch, fmt, tmp_path, caplog):
+    make, scale, size, atol = COMMUNITY[arch]
+    net = _randomised(make())
+    path = _save(net.state_dict(), str(tmp_path / f'{arch}_{fmt}'), 'params_ema' if fmt.endswith('.pth') else None)
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        teacher = build_network({'type': 'AutoTeacher', 'path': path, 'scale': scale}).eval()
+    assert type(teacher).loads_own_weights
+    assert f'x{scale}' in caplog.text and 'M parameters' in caplog.text
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(teacher(x), net(x), atol=atol, rtol=0)
+
+
+def test_auto_teacher_pads_inputs_its_architecture_cannot_take(tmp_path):
+    # RRDBNet x2 pixel-unshuffles its input, so sizes must be even: an odd input is padded and cropped
+    net = _randomised(RRDBNet(3, 3, scale=2, num_feat=8, num_block=1))
+    path = _save(net.state_dict(), str(tmp_path / 'esrgan_x2.pth'), 'params')
+    teacher = build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2}).eval()
+    multiple = window_multiple(teacher)
+    assert multiple > 1
+    x = torch.rand(1, 3, 9, 11)
+    with torch.no_grad():
+        out = teacher(x)
+        assert out.shape[-2:] == (18, 22)
+        torch.testing.assert_close(out, forward_padded(net, x, multiple, 2), atol=0, rtol=0)
+    assert probe_scale(teacher, torch.device('cpu')) == 2
+
+
+def test_auto_teacher_reads_original_rcan_releases(rcan_pair, tmp_path):
+    net, original = rcan_pair
+    path = _save(original, str(tmp_path / 'RCAN_BIX4.pt'), None)
+    teacher = build_network({'type': 'AutoTeacher', 'path': path, 'scale': 4}).eval()
+    assert teacher.architecture == 'RCAN'
+    x = torch.rand(1, 3, 8, 8)
+    kept = x.clone()
+    with torch.no_grad():
+        out = teacher(x)
+        assert torch.equal(x, kept)  # spandrel's RCAN scales its input in place; the batch must not change
+        torch.testing.assert_close(out, net(x), atol=1e-5, rtol=0)
+
+
+def test_build_teacher_with_auto_teacher_needs_no_pretrain_path(tmp_path):
+    net = _randomised(SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=4))
+    path = _save(net.state_dict(), str(tmp_path / 'compact.safetensors'), None)
+    opt = {'network_t': {'type': 'AutoTeacher', 'path': path, 'scale': 4}, 'path': {}}
+    teacher = build_teacher(opt, torch.device('cpu'))
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    opt['path']['pretrain_network_t'] = str(tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='reads its weights from its own `path:`'):
+        build_teacher(opt, torch.device('cpu'))

@@ -4,6 +4,7 @@ The teacher only ever produces labels: eval mode, no gradients, never wrapped in
 with the student and never touched by resume.
 """
 import logging
+import os
 
 import torch
 
@@ -56,7 +57,13 @@ def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
     net = build_network(dict(opt['network_t']))
     path_opt = opt.get('path', {})
     load_path = path_opt.get('pretrain_network_t')
-    if load_path is not None:
+    if getattr(net, 'loads_own_weights', False) and load_path is not None:
+        own_path = getattr(net, 'path', None)
+        if own_path is None or os.path.abspath(own_path) != os.path.abspath(load_path):
+            raise ValueError(f'`network_t: type: {net.__class__.__name__}` reads its weights from its own `path:` '
+                             f'({own_path}); `path.pretrain_network_t` ({load_path}) would be ignored. '
+                             'Remove `pretrain_network_t` or make both point at the same file.')
+    elif load_path is not None:
         used = load_weights(net, load_path, path_opt.get('param_key_t'), path_opt.get('strict_load_t', True))
         logger.info(f'Teacher {net.__class__.__name__} loaded from {load_path} '
                     f"(param key: {used or 'bare state dict'}).")
