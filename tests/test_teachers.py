@@ -252,3 +252,66 @@ def test_build_teacher_with_auto_teacher_needs_no_pretrain_path(tmp_path):
     opt['path']['pretrain_network_t'] = str(tmp_path / 'other.pth')
     with pytest.raises(ValueError, match='reads its weights from its own `path:`'):
         build_teacher(opt, torch.device('cpu'))
+
+
+# ---- bad files are refused with errors that name the file and the fix --------------------------------------
+@pytest.mark.parametrize('name', ['teacher.pth', 'teacher.safetensors'])
+def test_truncated_file_is_refused_naming_it(tmp_path, name):
+    net = EDSR(3, 3, num_feat=8, num_block=1, upscale=2)
+    path = _save(net.state_dict(), str(tmp_path / name), 'params')
+    data = pathlib.Path(path).read_bytes()
+    pathlib.Path(path).write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError) as err:
+        load_weights(EDSR(3, 3, num_feat=8, num_block=1, upscale=2), path)
+    assert path in str(err.value)
+    assert 're-download' in str(err.value)
+    with pytest.raises(ValueError, match=path.replace('.', r'\.')):
+        build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2})
+
+
+def test_missing_file_is_named(tmp_path):
+    path = str(tmp_path / 'nowhere.pth')
+    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
+        build_network({'type': 'AutoTeacher', 'path': path, 'scale': 4})
+
+
+def test_wrong_architecture_lists_missing_and_unexpected_keys(rcan_pair, tmp_path):
+    net, _ = rcan_pair
+    path = _save(net.state_dict(), str(tmp_path / 'rcan.pth'), 'params')
+    with pytest.raises(ValueError) as err:
+        load_weights(EDSR(3, 3, num_feat=8, num_block=1, upscale=4), path, option='network_t')
+    text = str(err.value)
+    assert path in text and 'missing in file' in text and 'unexpected in file' in text
+    assert 'body.0.residual_group.0.rcab.0.weight' in text  # an RCAN key EDSR does not have
+    assert 'Fix `network_t`' in text
+
+
+def test_wrong_scale_for_a_basicsr_teacher_is_a_shape_error(tmp_path):
+    path = _save(EDSR(3, 3, num_feat=8, num_block=1, upscale=2).state_dict(), str(tmp_path / 'edsr_x2.pth'), 'params')
+    with pytest.raises(ValueError, match='shape mismatches') as err:
+        load_weights(EDSR(3, 3, num_feat=8, num_block=1, upscale=3), path)
+    assert path in str(err.value)
+
+
+def test_auto_teacher_scale_mismatch_is_refused(tmp_path):
+    net = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=4)
+    path = _save(net.state_dict(), str(tmp_path / 'compact_x4.safetensors'), None)
+    with pytest.raises(ValueError, match=r'upscales x4, but `network_t` asks for scale 2') as err:
+        build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2})
+    assert path in str(err.value)
+    with pytest.raises(ValueError, match='needs `scale:`'):
+        build_network({'type': 'AutoTeacher', 'path': path})
+
+
+def test_auto_teacher_channel_mismatch_is_refused(tmp_path):
+    net = SRVGGNetCompact(1, 1, num_feat=8, num_conv=2, upscale=4)
+    path = _save(net.state_dict(), str(tmp_path / 'gray.pth'), 'params')
+    with pytest.raises(ValueError, match=r'maps 1 -> 1 channels, the options expect 3 -> 3'):
+        build_network({'type': 'AutoTeacher', 'path': path, 'scale': 4})
+
+
+def test_auto_teacher_names_unrecognised_architectures(tmp_path):
+    path = _save(EDSR(3, 3, num_feat=8, num_block=1, upscale=2).state_dict(), str(tmp_path / 'edsr.pth'), 'params')
+    with pytest.raises(ValueError, match='does not recognise this architecture') as err:
+        build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2})
+    assert path in str(err.value) and 'pretrain_network_t' in str(err.value)
