@@ -1,5 +1,6 @@
 """Teachers from the files users own: original RCAN releases, spandrel-detected models, safe loading."""
 import logging
+import math
 
 import pytest
 import torch
@@ -315,3 +316,22 @@ def test_auto_teacher_names_unrecognised_architectures(tmp_path):
     with pytest.raises(ValueError, match='does not recognise this architecture') as err:
         build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2})
     assert path in str(err.value) and 'pretrain_network_t' in str(err.value)
+
+
+def test_dukd_trains_with_an_auto_teacher(tmp_path, batch):
+    # a community ESRGAN x2 (input sizes must be multiples of 4) teaching a BasicSR EDSR student
+    from basicsr.models import build_model
+    from conftest import make_opt
+    net = _randomised(RRDBNet(3, 3, scale=2, num_feat=8, num_block=1))
+    path = _save(net.state_dict(), str(tmp_path / 'esrgan_x2.safetensors'), None)
+    opt = make_opt(tmp_path)
+    opt['network_t'] = {'type': 'AutoTeacher', 'path': path, 'scale': 2}
+    del opt['path']['pretrain_network_t']
+    model = build_model(opt)
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+    log = model.get_current_log()
+    assert {'l_kd', 'l_zoom_in', 'l_zoom_out_kd'} <= set(log)
+    assert all(math.isfinite(v) for v in log.values())
+    assert not model.net_t.training and not any(p.requires_grad for p in model.net_t.parameters())
