@@ -43,7 +43,10 @@ def _modules_to_state_dicts(ckpt):
 def load_state_dict_for_conversion(path: str, param_key: Optional[str] = None, unsafe_trust: bool = False,
                                    keep_names: bool = False) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """The network weights in ``path`` as a plain state dict, plus notes on what was done."""
-    ckpt = _read_trusted(path) if unsafe_trust else read_checkpoint(path, what='input checkpoint')
+    if unsafe_trust and not path.endswith('.safetensors'):
+        ckpt = _read_trusted(path)
+    else:
+        ckpt = read_checkpoint(path, what='input checkpoint')
     ckpt = _modules_to_state_dicts(ckpt)
     state, used = extract_state_dict(ckpt, param_key, path)
     notes = {'source': os.path.basename(path), 'param_key': used or '(bare state dict)'}
