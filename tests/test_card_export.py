@@ -1,7 +1,9 @@
 """Model card (cost, speed, quality) and student export (ONNX + plain weights) on tiny networks."""
 import copy
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -9,6 +11,7 @@ import yaml
 import dukd_arch  # noqa: F401
 from basicsr.archs.edsr_arch import EDSR
 from dukd_arch.card import count_flops, count_parameters, main as card_main, measure_latency, write_model_card
+from dukd_arch.export import main as export_main
 
 from conftest import SCALE, TINY_EDSR, TINY_TEACHER, save_teacher, write_pairs
 
@@ -105,11 +108,6 @@ def test_write_model_card_after_training_keeps_train_mode(experiment, tmp_path):
 
 
 # ---- export ------------------------------------------------------------------------------------------------
-import json  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from dukd_arch.export import main as export_main  # noqa: E402
 
 
 def test_export_onnx_matches_pytorch_and_weights_rebuild_without_dukd(experiment, tmp_path, capsys):

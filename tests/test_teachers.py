@@ -1,16 +1,25 @@
 """Teachers from the files users own: original RCAN releases, spandrel-detected models, safe loading."""
+import argparse
 import logging
 import math
+import pathlib
 
 import pytest
 import torch
 
 import dukd_arch  # noqa: F401  (registers archs, patches basicsr)
+from basicsr.archs import build_network
+from basicsr.archs.edsr_arch import EDSR
 from basicsr.archs.rcan_arch import RCAN
+from basicsr.archs.rrdbnet_arch import RRDBNet
+from basicsr.archs.srvgg_arch import SRVGGNetCompact
+from basicsr.archs.swinir_arch import SwinIR
+from dukd_arch.convert import main as convert_main
+from dukd_arch.ops import forward_padded
+from dukd_arch.utils.checkpoint import read_checkpoint
 from dukd_arch.utils.rcan_convert import (convert_rcan_state_dict, is_original_rcan, original_rcan_from_basicsr,
                                           rcan_layout)
-from dukd_arch.utils.teacher import load_weights
-
+from dukd_arch.utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
 
 
 @pytest.fixture(autouse=True)
@@ -106,11 +115,6 @@ def test_conversion_agrees_with_an_independent_rcan_implementation(rcan_pair):
 
 
 # ---- python -m dukd_arch.convert ----------------------------------------------------------------------------
-import argparse  # noqa: E402
-import pathlib  # noqa: E402
-
-from dukd_arch.convert import main as convert_main  # noqa: E402
-from dukd_arch.utils.checkpoint import read_checkpoint  # noqa: E402
 
 
 class _TouchOnLoad:
@@ -161,7 +165,6 @@ def test_code_in_a_pickle_never_runs(tmp_path):
     assert not marker.exists()
 
 
-
 def test_convert_bare_keep_names(rcan_pair, tmp_path):
     _, original = rcan_pair
     src, out = str(tmp_path / 'RCAN_BIX4.pt'), str(tmp_path / 'bare.pth')
@@ -171,14 +174,6 @@ def test_convert_bare_keep_names(rcan_pair, tmp_path):
 
 
 # ---- AutoTeacher: any architecture spandrel detects -------------------------------------------------------
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.archs.edsr_arch import EDSR  # noqa: E402
-from basicsr.archs.rrdbnet_arch import RRDBNet  # noqa: E402
-from basicsr.archs.srvgg_arch import SRVGGNetCompact  # noqa: E402
-from basicsr.archs.swinir_arch import SwinIR  # noqa: E402
-
-from dukd_arch.ops import forward_padded  # noqa: E402
-from dukd_arch.utils.teacher import build_teacher, probe_scale, window_multiple  # noqa: E402
 
 
 def _save(state, path, wrap):
