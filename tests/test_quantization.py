@@ -1,5 +1,6 @@
 """Quantization-aware students: quantizers, quantized archs, FP-checkpoint loading, export, DUKD training."""
 import json
+import math
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ import dukd_arch  # noqa: F401  (registers the archs)
 from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
 from dukd_arch.archs.quant_layers import (QUANT_LAYERS, QuantConv2d, QuantLinear, describe_quantization,
-                                          initialize_quantizers, load_full_precision, quantizer_state_keys)
+                                          initialize_quantizers, load_full_precision, quantizer_state_keys,
+                                          uninitialized_quantizers)
 from dukd_arch.ops.quantize import ActivationQuantizer, fake_quantize_weight, round_ste
 from dukd_arch.utils.quant_export import dequantized_weights, export_tensors, load_quantized, save_quantized
 
@@ -139,8 +141,11 @@ def test_clip_initialises_from_data_once_and_travels_in_the_state_dict():
     net = _quant_edsr()
     x = torch.rand(2, 3, 8, 8)
     net.eval()
-    with pytest.raises(RuntimeError, match='no clipping value'):
-        net(x)
+    with torch.no_grad():  # eval before init (the model's shape probe): no quantization, no clip set
+        probe = net(x)
+    assert probe.shape == (2, 3, 16, 16) and len(uninitialized_quantizers(net)) == 4
+    fresh = ActivationQuantizer(2, signed=True).eval()
+    assert torch.equal(fresh(10 * x), 10 * x)
     net.train()
     net(x)
     aqs = [m for m in net.modules() if isinstance(m, ActivationQuantizer)]
@@ -223,3 +228,35 @@ def test_bad_bit_width_is_a_clear_error():
         _quant_edsr(bits=1)
     with pytest.raises(ValueError, match='a_bits'):
         build_network(dict(type='QuantEDSR', w_bits=4, a_bits=16, **EDSR_ARGS))
+
+
+def test_quantized_student_trains_under_dukd_and_its_ema_carries_quantizer_state(tmp_path, batch):
+    from basicsr.models import build_model
+    from conftest import TINY_EDSR, make_opt
+    torch.manual_seed(0)
+    fp_args = {k: v for k, v in TINY_EDSR.items() if k != 'type'}
+    fp = EDSR(**fp_args)
+    fp_path = tmp_path / 'student_fp.pth'
+    torch.save({'params': fp.state_dict()}, fp_path)
+    opt = make_opt(tmp_path)
+    opt['network_g'] = {**TINY_EDSR, 'type': 'QuantEDSR', 'w_bits': 4, 'a_bits': 4}
+    opt['path'].update(pretrain_network_g=str(fp_path), strict_load_g=True, param_key_g='params')
+    model = build_model(opt)
+    net, ema = model.net_g, model.net_g_ema
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in fp.state_dict().items())
+    assert uninitialized_quantizers(net)  # the start-up scale probe ran in eval mode and set nothing
+    for it in (1, 2):
+        model.feed_data(batch)
+        model.optimize_parameters(it)
+        assert all(math.isfinite(float(v)) for v in model.get_current_log().values())
+    assert not uninitialized_quantizers(net) and not uninitialized_quantizers(ema)
+    for (name, a), (_, b) in zip(net.named_modules(), ema.named_modules()):
+        if isinstance(a, ActivationQuantizer):
+            assert torch.equal(a.clip_init, b.clip_init), name  # buffers copied
+            assert torch.allclose(a.clip(), b.clip(), rtol=1e-2), name  # gains: both started at 1, 2 small steps
+    assert any(not torch.equal(net.state_dict()[k], v) for k, v in fp.state_dict().items())
+    model.test()  # EMA student in eval mode: activations are quantized
+    assert model.output.shape == batch['gt'].shape
+    model.save(0, 2)
+    saved = torch.load(tmp_path / 'models' / 'net_g_2.pth', weights_only=True)
+    assert set(quantizer_state_keys(ema)) <= set(saved['params_ema'])

@@ -134,13 +134,18 @@ def load_full_precision(net: nn.Module, state_dict: Dict) -> List[str]:
     return added
 
 
+def uninitialized_quantizers(net: nn.Module) -> List[str]:
+    """Names of activation quantizers whose clip has not been set from data yet."""
+    return [n for n, m in net.named_modules() if isinstance(m, ActivationQuantizer) and not bool(m.initialized)]
+
+
 @torch.no_grad()
 def initialize_quantizers(net: nn.Module, x: torch.Tensor) -> int:
     """Set every uninitialised activation clip from one forward of ``x`` (post-training calibration).
 
     Returns how many quantizers were initialised. The network's train/eval mode is restored.
     """
-    quantizers = [m for m in net.modules() if isinstance(m, ActivationQuantizer) and not bool(m.initialized)]
+    quantizers = uninitialized_quantizers(net)
     was_training = net.training
     net.train()
     try:

@@ -17,7 +17,8 @@ from basicsr.archs.rcan_arch import RCAN
 from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .quant_layers import complete_with_quantizer_state, format_quantization, quantize_layers
+from .quant_layers import (complete_with_quantizer_state, format_quantization, quantize_layers,
+                           uninitialized_quantizers)
 
 logger = logging.getLogger('basicsr')
 
@@ -29,6 +30,15 @@ class _QuantizedArch:
         self.w_bits, self.a_bits = w_bits, a_bits
         self.quantized_layers = quantize_layers(self, targets, w_bits, a_bits, act_init_percentile)
         logger.info(format_quantization(self))
+
+    def forward(self, x):
+        if not self.training and not getattr(self, '_warned_uninitialized', False) and uninitialized_quantizers(self):
+            self._warned_uninitialized = True
+            logger.warning(f'{type(self).__name__} runs in eval mode before its activation clips were set from data, '
+                           'so its activations are NOT quantized (expected only for the start-up shape probe). '
+                           'For real evaluation load a trained quantized checkpoint, or calibrate with '
+                           'dukd_arch.archs.quant_layers.initialize_quantizers(net, lr_batch).')
+        return super().forward(x)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         full, added = complete_with_quantizer_state(self, state_dict)

@@ -10,6 +10,7 @@
   parameter (starts at 1). Keeping the data-driven part in a buffer means an EMA copy that averages
   parameters and copies buffers holds the right clip from the first update on; averaging a clip
   parameter directly would mix in the meaningless pre-initialisation value for thousands of steps.
+  In eval mode an uninitialised quantizer passes its input through unquantized.
 """
 import math
 
@@ -126,10 +127,9 @@ class ActivationQuantizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.initialized):
             if not self.training:
-                raise RuntimeError(
-                    'activation quantizer has no clipping value yet: it is set from data on the first forward in '
-                    'training mode. Load a checkpoint of a trained quantized network (it carries `act_quant.*` '
-                    'entries), or calibrate first with dukd_arch.archs.quant_layers.initialize_quantizers(net, lr).')
+                # no clip yet: pass through at full precision (a shape probe must not set clips from its
+                # dummy input); the Quant* archs warn when this happens
+                return x
             self.initialize_from(x)
         clip = self.clip().to(x.dtype)
         step = clip / self.qmax
