@@ -260,3 +260,24 @@ def test_quantized_student_trains_under_dukd_and_its_ema_carries_quantizer_state
     model.save(0, 2)
     saved = torch.load(tmp_path / 'models' / 'net_g_2.pth', weights_only=True)
     assert set(quantizer_state_keys(ema)) <= set(saved['params_ema'])
+
+
+@pytest.mark.parametrize('name', ['edsr_x4_w8a8', 'edsr_x4_w4a4', 'edsr_x4_w3a3', 'edsr_x4_w2a2', 'rcan_x4_w4a4',
+                                  'swinir_x4_w4a4'])
+def test_shipped_options_build_the_quantized_student(name):
+    import os
+    import yaml
+    from dukd_arch.utils.dukd_options import parse_dukd_options
+    root = os.path.join(os.path.dirname(__file__), os.pardir, 'options')
+    bits = int(name[-1])
+    with open(os.path.join(root, f'dukd_{name}.yml')) as f:
+        train = yaml.safe_load(f)
+    with open(os.path.join(root, 'test', f'test_dukd_{name}.yml')) as f:
+        test = yaml.safe_load(f)
+    assert train['network_g'] == test['network_g']
+    assert train['path']['pretrain_network_g'].startswith(f'experiments/{train["name"][:-5]}/')
+    assert test['path']['pretrain_network_g'].startswith(f'experiments/{train["name"]}/')
+    parse_dukd_options(train['train'])
+    net = build_network(dict(train['network_g']))
+    d = describe_quantization(net)
+    assert d['w_bits'] == bits and d['a_bits'] == bits and 'conv_last' in d['full_precision']
