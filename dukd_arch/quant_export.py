@@ -19,6 +19,13 @@ from dukd_arch.utils.quant_export import save_quantized
 
 
 def main(argv=None):
+    try:
+        export(argv)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        sys.exit(f'quant_export: {err}')
+
+
+def export(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', '--opt', required=True, help='options YAML whose network_g is the quantized student')
     parser.add_argument('checkpoint', help='trained student checkpoint (.pth or .safetensors)')
