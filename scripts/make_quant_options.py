@@ -1,8 +1,9 @@
 """Write the quantization-aware DUKD options from the full-precision DUKD options.
 
-    python scripts/make_quant_options.py   # reads options/dukd_<arch>_x4.yml, options/test/test_dukd_<arch>_x4.yml
+    python scripts/make_quant_options.py
 
-Writes options/dukd_<arch>_x4_w<k>a<k>.yml and options/test/test_dukd_<arch>_x4_w<k>a<k>.yml. Everything (data, teacher, losses, DUKD settings, validation) is copied from the full-precision file;
+Reads options/dukd_<arch>_x4.yml and options/test/test_dukd_<arch>_x4.yml, writes
+options/dukd_<arch>_x4_w<k>a<k>.yml and options/test/test_dukd_<arch>_x4_w<k>a<k>.yml. Everything (data, teacher, losses, DUKD settings, validation) is copied from the full-precision file;
 only what QAT changes is set here: the Quant* student with its bit widths, initialisation from the
 trained full-precision DUKD student (EMA weights), and a short fine-tuning schedule.
 """
