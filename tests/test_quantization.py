@@ -262,6 +262,22 @@ def test_quantized_student_trains_under_dukd_and_its_ema_carries_quantizer_state
     assert set(quantizer_state_keys(ema)) <= set(saved['params_ema'])
 
 
+
+@pytest.mark.parametrize('student', [{'type': 'QuantRCAN', 'quant_attention': True, **RCAN_ARGS},
+                                     {'type': 'QuantSwinIR', **SWINIR_ARGS}])
+def test_quantized_rcan_and_swinir_train_under_dukd(tmp_path, batch, student):
+    from basicsr.models import build_model
+    from conftest import make_opt
+    opt = make_opt(tmp_path)
+    opt['network_g'] = {**student, 'w_bits': 3, 'a_bits': 3}
+    model = build_model(opt)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert all(math.isfinite(float(v)) for v in model.get_current_log().values())
+    assert not uninitialized_quantizers(model.net_g_ema)
+    model.test()
+    assert model.output.shape == batch['gt'].shape
+
 @pytest.mark.parametrize('name', ['edsr_x4_w8a8', 'edsr_x4_w4a4', 'edsr_x4_w3a3', 'edsr_x4_w2a2', 'rcan_x4_w4a4',
                                   'swinir_x4_w4a4'])
 def test_shipped_options_build_the_quantized_student(name):
