@@ -9,11 +9,13 @@ twice, then [resize back + sinc] and JPEG in random order, then 8-bit rounding),
 * bad options fail at construction with the key's name.
 
 The kernels come from BasicSR's ``RealESRGANDataset`` (``kernel1``, ``kernel2``, ``sinc_kernel``), and
-the blur, noise and JPEG operators are BasicSR's own (``filter2D``, ``random_add_*_noise_pt``, ``DiffJPEG``).
+the blur, noise and JPEG operators are BasicSR's own (``filter2D``, ``random_add_*_noise_pt``, ``DiffJPEG``);
+unsharp masking is BasicSR's, computed separably (``USMSharp``).
 """
 from contextlib import contextmanager
 from typing import Dict, Optional, Sequence, Tuple
 
+import cv2
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -216,6 +218,41 @@ class SecondOrderDegradation(nn.Module):
         return (torch.clamp((out * 255.0).round(), 0, 255) / 255.).contiguous()
 
 
+class USMSharp(nn.Module):
+    """BasicSR's unsharp masking (``basicsr.utils.USMSharp``) with the Gaussian applied as two 1-D passes.
+
+    Same radius, sigma, weight, threshold and reflect padding; equal to BasicSR's up to float rounding,
+    but about ``radius / 2`` times cheaper (BasicSR convolves a dense 51 x 51 kernel: seconds per
+    400 x 400 batch on a CPU).
+    """
+
+    def __init__(self, radius: int = 50, sigma: float = 0):
+        super().__init__()
+        if radius % 2 == 0:
+            radius += 1
+        self.radius = radius
+        kernel = torch.from_numpy(cv2.getGaussianKernel(radius, sigma)).float().view(-1)
+        self.register_buffer('kernel', kernel)
+
+    def blur(self, img: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = img.shape
+        r = self.radius // 2
+        k = self.kernel.to(img.dtype)
+        x = F.pad(img.reshape(b * c, 1, h, w), (r, r, r, r), mode='reflect')
+        x = F.conv2d(x, k.view(1, 1, -1, 1))
+        x = F.conv2d(x, k.view(1, 1, 1, -1))
+        return x.view(b, c, h, w)
+
+    @torch.no_grad()
+    def forward(self, img: torch.Tensor, weight: float = 0.5, threshold: float = 10) -> torch.Tensor:
+        img = img.contiguous()
+        residual = img - self.blur(img)
+        mask = (torch.abs(residual) * 255 > threshold).to(img.dtype)
+        soft_mask = self.blur(mask)
+        sharp = torch.clip(img + weight * residual, 0, 1)
+        return soft_mask * sharp + (1 - soft_mask) * img
+
+
 def paired_random_crop(gts: Sequence[torch.Tensor], lq: torch.Tensor, gt_size: int,
                        scale: int) -> Tuple[list, torch.Tensor]:
     """The same random ``gt_size`` crop of every tensor in ``gts`` and the matching crop of ``lq`` (torch RNG)."""
@@ -295,6 +332,6 @@ class TrainingPairQueue:
 
 
 __all__ = [
-    'REAL_ESRGAN_DEGRADATION', 'SecondOrderDegradation', 'TrainingPairQueue', 'paired_random_crop', 'filter2d',
+    'REAL_ESRGAN_DEGRADATION', 'SecondOrderDegradation', 'TrainingPairQueue', 'USMSharp', 'paired_random_crop', 'filter2d',
     'seeded', 'seed_from'
 ]
