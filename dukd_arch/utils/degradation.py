@@ -12,16 +12,19 @@ The kernels come from BasicSR's ``RealESRGANDataset`` (``kernel1``, ``kernel2``,
 the blur, noise and JPEG operators are BasicSR's own (``filter2D``, ``random_add_*_noise_pt``, ``DiffJPEG``);
 unsharp masking is BasicSR's, computed separably (``USMSharp``).
 """
+import random
 from contextlib import contextmanager
 from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 import basicsr.utils.img_process_util as _img_process_util  # filter2D looked up at call time: compat patches it
-from basicsr.data.degradations import random_add_gaussian_noise_pt, random_add_poisson_noise_pt
+from basicsr.data.degradations import (circular_lowpass_kernel, random_add_gaussian_noise_pt,
+                                       random_add_poisson_noise_pt, random_mixed_kernels)
 from basicsr.utils.diffjpeg import DiffJPEG
 
 RESIZE_DIRECTIONS = ('up', 'down', 'keep')
@@ -45,6 +48,23 @@ REAL_ESRGAN_DEGRADATION = {
     'poisson_scale_range2': [0.05, 2.5],
     'gray_noise_prob2': 0.4,
     'jpeg_range2': [30, 95],
+}
+_KERNEL_TYPES = ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+# ... and the dataset-side kernel settings (RealESRGANDataset keys), for data made outside a loader.
+REAL_ESRGAN_KERNELS = {
+    'kernel_list': _KERNEL_TYPES,
+    'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    'sinc_prob': 0.1,
+    'blur_sigma': [0.2, 3],
+    'betag_range': [0.5, 4],
+    'betap_range': [1, 2],
+    'kernel_list2': _KERNEL_TYPES,
+    'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
+    'sinc_prob2': 0.1,
+    'blur_sigma2': [0.2, 1.5],
+    'betag_range2': [0.5, 4],
+    'betap_range2': [1, 2],
+    'final_sinc_prob': 0.8,
 }
 _PROBABILITIES = ('gaussian_noise_prob', 'gray_noise_prob', 'second_blur_prob', 'gaussian_noise_prob2',
                   'gray_noise_prob2')
@@ -122,6 +142,44 @@ def seed_from(generator: Optional[torch.Generator], seed: Optional[int]) -> Opti
     if generator is not None:
         return int(torch.randint(0, 2**62, (1, ), generator=generator).item())
     return seed
+
+
+KERNEL_RANGE = [2 * v + 1 for v in range(3, 11)]  # RealESRGANDataset: odd sizes 7..21, padded to 21
+KERNEL_KEYS = ('kernel_list', 'kernel_prob', 'sinc_prob', 'blur_sigma', 'betag_range', 'betap_range', 'kernel_list2',
+               'kernel_prob2', 'sinc_prob2', 'blur_sigma2', 'betag_range2', 'betap_range2', 'final_sinc_prob')
+
+
+def sample_kernels(opt: Dict) -> Dict[str, torch.Tensor]:
+    """``kernel1``, ``kernel2``, ``sinc_kernel`` (21 x 21) drawn exactly as ``RealESRGANDataset`` draws them.
+
+    For data made outside a training loader (the fixed validation set); uses ``random`` and ``numpy``'s
+    global RNGs like the dataset does, so seed those first.
+    """
+    missing = [k for k in KERNEL_KEYS if k not in opt]
+    if missing:
+        raise KeyError(f'kernel options missing: {missing} (the RealESRGANDataset keys of the train dataset)')
+
+    def blur_kernel(suffix):
+        size = random.choice(KERNEL_RANGE)
+        if np.random.uniform() < opt['sinc_prob' + suffix]:
+            omega_c = np.random.uniform(np.pi / 3, np.pi) if size < 13 else np.random.uniform(np.pi / 5, np.pi)
+            kernel = circular_lowpass_kernel(omega_c, size, pad_to=False)
+        else:
+            sigma = opt['blur_sigma' + suffix]
+            kernel = random_mixed_kernels(opt['kernel_list' + suffix], opt['kernel_prob' + suffix], size, sigma, sigma,
+                                          [-np.pi, np.pi], opt['betag_range' + suffix], opt['betap_range' + suffix],
+                                          noise_range=None)
+        pad = (21 - size) // 2
+        return torch.FloatTensor(np.pad(kernel, ((pad, pad), (pad, pad))))
+
+    kernel1, kernel2 = blur_kernel(''), blur_kernel('2')
+    if np.random.uniform() < opt['final_sinc_prob']:
+        size = random.choice(KERNEL_RANGE)
+        sinc = torch.FloatTensor(circular_lowpass_kernel(np.random.uniform(np.pi / 3, np.pi), size, pad_to=21))
+    else:  # a unit pulse: no filtering
+        sinc = torch.zeros(21, 21)
+        sinc[10, 10] = 1
+    return {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc}
 
 
 class SecondOrderDegradation(nn.Module):
@@ -332,6 +390,6 @@ class TrainingPairQueue:
 
 
 __all__ = [
-    'REAL_ESRGAN_DEGRADATION', 'SecondOrderDegradation', 'TrainingPairQueue', 'USMSharp', 'paired_random_crop', 'filter2d',
-    'seeded', 'seed_from'
+    'REAL_ESRGAN_DEGRADATION', 'REAL_ESRGAN_KERNELS', 'KERNEL_KEYS', 'SecondOrderDegradation', 'TrainingPairQueue',
+    'USMSharp', 'paired_random_crop', 'filter2d', 'sample_kernels', 'seeded', 'seed_from'
 ]
