@@ -236,12 +236,21 @@ class SecondOrderDegradation(nn.Module):
         if gt.dim() != 4 or gt.size(1) != 3:
             raise ValueError(f'gt must be (B, 3, H, W), got {tuple(gt.shape)}')
         b, _, h, w = gt.shape
-        if h < scale or w < scale:
-            raise ValueError(f'gt of {h}x{w} is smaller than the scale {scale}')
         for name, k in kernels.items():
             if k.dim() != 3 or k.size(0) not in (1, b) or k.size(-1) != k.size(-2) or k.size(-1) % 2 == 0:
                 raise ValueError(f'{name} must be (B, k, k) or (1, k, k) with odd k, got {tuple(k.shape)} for '
                                  f'a batch of {b} (RealESRGANDataset yields 21x21 kernels)')
+
+    def min_input_size(self, scale: Optional[int] = None, kernel_size: int = 21) -> int:
+        """Smallest GT side this pipeline can degrade: every blur reflect-pads by ``kernel_size // 2``."""
+        scale = self.scale if scale is None else int(scale)
+        pad = kernel_size // 2
+        low = min(self.cfg['resize_range'][0], 1.0)
+        side = 1
+        while (int(side * low) <= pad or side // scale <= pad or int(side / scale * self.cfg['resize_range2'][0]) < 1
+               or side < pad + 1):
+            side += 1
+        return side
 
     @torch.no_grad()
     def forward(self, gt: torch.Tensor, kernel1: torch.Tensor, kernel2: torch.Tensor, sinc_kernel: torch.Tensor,
@@ -249,6 +258,12 @@ class SecondOrderDegradation(nn.Module):
                 scale: Optional[int] = None) -> torch.Tensor:
         scale = self.scale if scale is None else int(scale)
         self._check_inputs(gt, {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc_kernel}, scale)
+        k = max(kernel1.size(-1), kernel2.size(-1), sinc_kernel.size(-1))
+        smallest = self.min_input_size(scale, k)
+        if min(gt.shape[-2:]) < smallest:
+            raise ValueError(f'gt of {gt.shape[-2]}x{gt.shape[-1]} is too small to degrade at scale {scale} with '
+                             f'{k}x{k} kernels and resize_range {self.cfg["resize_range"]}: need at least {smallest} '
+                             'px a side (RealESRGANDataset feeds 400 px).')
         device = gt.device
         kernel1, kernel2, sinc_kernel = (k.to(device=device, dtype=gt.dtype) for k in (kernel1, kernel2, sinc_kernel))
         ori_h, ori_w = gt.shape[-2:]
