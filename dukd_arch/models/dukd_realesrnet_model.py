@@ -52,7 +52,12 @@ class RealWorldSynthesis:
     @torch.no_grad()
     def feed_data(self, data):
         if not self.synthesising():
-            return super().feed_data(data)
+            super().feed_data(data)
+            if self.is_train and 'gt' in data:  # paired training: sharpened targets as well
+                self.gt_clean = self.gt
+                self.gt_usm = self.usm_sharpener(self.gt)
+                self.gt = self.gt_usm if self.l1_gt_usm else self.gt_clean
+            return
         for key in ('gt', 'kernel1', 'kernel2', 'sinc_kernel'):
             if key not in data:
                 raise KeyError(f'real-world training needs `{key}` in every batch: use RealESRGANDataset for the '
@@ -122,10 +127,12 @@ class DUKDRealESRNetModel(RealWorldSynthesis, DUKDModel):
         return {'gt_degraded': self.degradation(gt_usm if self.gt_usm_input else gt, *kernels, scale=1)}
 
     def zoom_in_inputs(self):
-        if not self.synthesising():
-            return super().zoom_in_inputs()
         n = self.dukd.zoom_in_tiles
         if n == 0:
             return None
+        if not self.synthesising():  # paired training: the dataset's tiles, else tiles of the clean GT
+            if self.zoom_in_data is not None:
+                return super().zoom_in_inputs()
+            return zoom_in(self.gt_clean, self.lq.shape[-2:], n, self.dukd.zoom_in_positions)
         source = self.views['gt_degraded'] if self.zoom_in_source == 'degraded' else self.gt_clean
         return zoom_in(source, self.lq.shape[-2:], n, self.dukd.zoom_in_positions)
