@@ -255,7 +255,7 @@ class SecondOrderDegradation(nn.Module):
     @torch.no_grad()
     def forward(self, gt: torch.Tensor, kernel1: torch.Tensor, kernel2: torch.Tensor, sinc_kernel: torch.Tensor,
                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None,
-                scale: Optional[int] = None) -> torch.Tensor:
+                scale: Optional[int] = None, first_order: bool = True) -> torch.Tensor:
         scale = self.scale if scale is None else int(scale)
         self._check_inputs(gt, {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc_kernel}, scale)
         k = max(kernel1.size(-1), kernel2.size(-1), sinc_kernel.size(-1))
@@ -268,11 +268,12 @@ class SecondOrderDegradation(nn.Module):
         kernel1, kernel2, sinc_kernel = (k.to(device=device, dtype=gt.dtype) for k in (kernel1, kernel2, sinc_kernel))
         ori_h, ori_w = gt.shape[-2:]
         with seeded(seed_from(generator, seed), device):
-            # ----- first order: blur, random resize, noise, JPEG -----
-            out = filter2d(gt, kernel1)
-            out = F.interpolate(out, scale_factor=self._resize_factor(''), mode=self._mode())
-            out = self._noise(out, '')
-            out = self._jpeg(out, self.cfg['jpeg_range'])
+            out = gt
+            if first_order:  # blur, random resize, noise, JPEG
+                out = filter2d(out, kernel1)
+                out = F.interpolate(out, scale_factor=self._resize_factor(''), mode=self._mode())
+                out = self._noise(out, '')
+                out = self._jpeg(out, self.cfg['jpeg_range'])
             # ----- second order: optional blur, resize around the target size, noise -----
             if torch.rand(()).item() < self.cfg['second_blur_prob']:
                 out = filter2d(out, kernel2)
