@@ -209,6 +209,14 @@ def test_zoom_in_sources(tmp_path):
         build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'noisy'}))
 
 
+def test_scratch_baseline_needs_no_teacher(tmp_path):
+    opt = _opt(tmp_path, model_type='ScratchRealESRNetModel')
+    del opt['network_t'], opt['path']['pretrain_network_t'], opt['train']['kd_opt'], opt['train']['dukd_opt']
+    model = build_model(opt)
+    _train(model, [_batch(0)])
+    assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 8, 8)
+
+
 def test_kd_baseline_and_paired_validation_path(tmp_path):
     model = build_model(_opt(tmp_path, model_type='KDRealESRNetModel'))
     _train(model, [_batch(0)])

@@ -16,6 +16,7 @@ Why, and what happens to zoom-out and label consistency here: docs/realworld.md.
 """
 import torch
 
+from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
@@ -87,6 +88,16 @@ class RealWorldSynthesis:
             super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         finally:
             self.is_train = was_train
+
+
+@MODEL_REGISTRY.register()
+class ScratchRealESRNetModel(RealWorldSynthesis, SRModel):
+    """The student trained alone (no teacher): BasicSR's Real-ESRNet, but on any device. The scratch baseline."""
+
+    def __init__(self, opt):
+        self.scale = int(opt['scale'])
+        super().__init__(opt)
+        self._init_synthesis()
 
 
 @MODEL_REGISTRY.register()
