@@ -1,14 +1,14 @@
 """Make a paired real-world validation set once: GT images -> Real-ESRGAN second-order degraded LR.
 
     python scripts/make_degraded_val.py --gt datasets/DIV2K/DIV2K_valid_HR --out datasets/realworld_val_x4 \
-        --scale 4 --seed 0 [--opt options/dukd_realesrnet_x4.yml] [--gt-usm] [--max-size 512]
+        --scale 4 --seed 0 [--opt options/realworld/dukd_realesrnet_x4.yml] [--gt-usm] [--max-size 512]
 
 Writes ``<out>/gt/<name>.png`` (cropped to a multiple of the scale, centre-cropped to ``--max-size`` if
 given) and ``<out>/lq/<name>.png``. Image ``i`` (in sorted order) is degraded under seed ``seed + i``:
 the same command gives byte-identical files on any machine with the same library versions, and adding
 images does not change the others. Degradation and kernel settings come from ``--opt`` (the training
 options file: top-level degradation keys and ``datasets.train`` kernel keys) or Real-ESRGAN's published
-values. Evaluate with a PairedImageDataset on ``gt``/``lq`` (see options/test/test_realworld_x4.yml).
+values. Evaluate with a PairedImageDataset on ``gt``/``lq`` (see options/realworld/test/test_realworld_paired_x4.yml).
 """
 import argparse
 import os

@@ -277,3 +277,41 @@ def test_no_hard_coded_cuda_in_the_real_world_code():
     for name in files:
         with open(osp.join(REPO, name)) as f:
             assert not re.search(r"(?<!`)\.cuda\(|'cuda'|\"cuda\"", f.read()), name  # docs quote it in ``
+
+
+# ------------------------------------------------------------------------------------------ option files
+def _yaml(path):
+    import yaml
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _meta_params(net_opt):
+    from basicsr.archs import build_network
+    with torch.device('meta'):
+        return sum(p.numel() for p in build_network(dict(net_opt)).parameters())
+
+
+def test_real_world_option_files_carry_the_published_settings():
+    from dukd_arch.utils.degradation import KERNEL_KEYS
+    from dukd_arch.utils.dukd_options import parse_dukd_options
+    names = ['dukd_realesrnet_x4', 'dukd_realesrnet_srvgg_x4', 'kd_realesrnet_x4', 'scratch_realesrnet_x4',
+             'dukd_realesrgan_x4']
+    for name in names:
+        opt = _yaml(osp.join(REPO, 'options', 'realworld', f'{name}.yml'))
+        assert {k: opt[k] for k in REAL_ESRGAN_DEGRADATION} == REAL_ESRGAN_DEGRADATION, name
+        train_set = opt['datasets']['train']
+        assert train_set['type'] == 'RealESRGANDataset' and 'meta_info' in train_set, name
+        assert {k: train_set[k] for k in KERNEL_KEYS} == REAL_ESRGAN_KERNELS, name
+        assert opt['gt_size'] == train_set['gt_size'] == 256 and opt['queue_size'] % train_set['batch_size_per_gpu'] == 0
+        if 'network_t' in opt:  # Real-ESRNet / Real-ESRGAN x4plus: 16.7M parameters
+            assert opt['network_t']['num_block'] == 23 and opt['network_t']['num_feat'] == 64, name
+            assert _meta_params(opt['network_t']) == 16697987, name
+        assert _meta_params(opt['network_g']) < 5e6, name
+        if name.startswith('dukd'):
+            assert 'invert' not in parse_dukd_options(opt['train']).lcr_ops, name
+    student = _yaml(osp.join(REPO, 'options', 'realworld', 'dukd_realesrnet_x4.yml'))
+    for name in ('test_realworld_x4', 'test_realworld_paired_x4'):
+        test = _yaml(osp.join(REPO, 'options', 'realworld', 'test', f'{name}.yml'))
+        assert test['network_g'] == student['network_g']
+        assert test['path']['pretrain_network_g'] == f"experiments/{student['name']}/models/net_g_latest.pth"
