@@ -305,7 +305,8 @@ def test_real_world_option_files_carry_the_published_settings():
         train_set = opt['datasets']['train']
         assert train_set['type'] == 'RealESRGANDataset' and 'meta_info' in train_set, name
         assert {k: train_set[k] for k in KERNEL_KEYS} == REAL_ESRGAN_KERNELS, name
-        assert opt['gt_size'] == train_set['gt_size'] == 256 and opt['queue_size'] % train_set['batch_size_per_gpu'] == 0
+        assert opt['gt_size'] == train_set['gt_size'] == 256, name
+        assert opt['queue_size'] % train_set['batch_size_per_gpu'] == 0, name
         if 'network_t' in opt:  # Real-ESRNet / Real-ESRGAN x4plus: 16.7M parameters
             assert opt['network_t']['num_block'] == 23 and opt['network_t']['num_feat'] == 64, name
             assert _meta_params(opt['network_t']) == 16697987, name

@@ -367,9 +367,6 @@ class TrainingPairQueue:
     def __len__(self) -> int:
         return self.ptr
 
-    def reset(self):
-        self.pool, self.ptr = None, 0
-
     @torch.no_grad()
     def __call__(self, *batch: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         b = batch[0].size(0)
@@ -394,16 +391,6 @@ class TrainingPairQueue:
         for p, t in zip(self.pool, batch):
             p[:b] = t
         return out
-
-    def state_dict(self) -> dict:
-        return {'size': self.size, 'ptr': self.ptr, 'pool': self.pool}
-
-    def load_state_dict(self, state: dict, device: Optional[torch.device] = None):
-        if state['size'] != self.size:
-            raise ValueError(f"queue size mismatch: state {state['size']} vs {self.size}")
-        self.ptr = int(state['ptr'])
-        pool = state['pool']
-        self.pool = None if pool is None else [p.to(device) if device is not None else p for p in pool]
 
 
 __all__ = [
