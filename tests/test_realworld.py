@@ -219,6 +219,28 @@ def test_scratch_baseline_needs_no_teacher(tmp_path):
     assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 8, 8)
 
 
+def test_test_mode_needs_no_degradation_keys(tmp_path):
+    opt = _opt(tmp_path, is_train=False)
+    for key in list(REAL_ESRGAN_DEGRADATION) + ['gt_size', 'queue_size']:
+        del opt[key]
+    model = build_model(opt)  # as test.py builds it: no teacher, no pipeline
+    model.feed_data({'lq': torch.rand(1, 3, 8, 8)})
+    model.test()
+    assert model.output.shape == (1, 3, 32, 32) and not hasattr(model, 'degradation')
+
+
+def test_paired_training_without_the_pipeline(tmp_path):
+    opt = _opt(tmp_path, high_order_degradation=False)
+    for key in REAL_ESRGAN_DEGRADATION:
+        del opt[key]
+    model = build_model(opt)
+    gt = torch.rand(2, 3, 32, 32)
+    _train(model, [{'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt}])
+    assert torch.equal(model.gt_clean, gt) and torch.equal(model.gt, USMSharp()(gt))  # l1_gt_usm
+    tiles = model.zoom_in_inputs()
+    assert any(torch.equal(tiles, gt[..., r:r + 8, c:c + 8]) for r in range(0, 32, 8) for c in range(0, 32, 8))
+
+
 def test_kd_baseline_and_paired_validation_path(tmp_path):
     model = build_model(_opt(tmp_path, model_type='KDRealESRNetModel'))
     _train(model, [_batch(0)])

@@ -32,11 +32,14 @@ class RealWorldSynthesis:
     """Mixin for a KDModel subclass: LR synthesis, sharpened targets and the training-pair queue."""
 
     def _init_synthesis(self):
+        """Degradation, sharpener and queue; built only for training (test options need none of the keys)."""
         opt = self.opt
-        self.degradation = SecondOrderDegradation(opt, self.scale).to(self.device)
         self.usm_sharpener = USMSharp().to(self.device)
         self.gt_usm_input = bool(opt.get('gt_usm', True))
         self.l1_gt_usm = bool(opt.get('l1_gt_usm', self.gt_usm_input))
+        if not self.synthesising():
+            return
+        self.degradation = SecondOrderDegradation(opt, self.scale).to(self.device)
         self.queue = TrainingPairQueue(opt.get('queue_size', 180))
         if opt.get('gt_size') is None:
             raise KeyError('Real-world training crops the synthesised pair to `gt_size` (top level of the options, '
