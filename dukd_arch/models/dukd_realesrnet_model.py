@@ -8,9 +8,10 @@ same second-order pipeline (``utils/degradation.py``) runs on the model's device
 * ``gt_usm`` (true): degrade the USM-sharpened GT, as Real-ESRNet does;
 * ``l1_gt_usm`` (default: ``gt_usm``): the pixel-loss target is the sharpened GT;
 * ``high_order_degradation`` (true): false trains on a paired (lq, gt) dataset instead;
-* ``upcycling.zoom_in_source`` (DUKD only): ``degraded`` (default) cuts zoom-in tiles from the clean GT
-  degraded at its own size by the same pipeline (scale 1: blur, resizes, noise, JPEG, sinc, no net
-  shrink); ``clean`` cuts them from the clean, unsharpened GT (the paper's bicubic-setting zoom-in).
+* ``upcycling.zoom_in_source`` (DUKD only): ``degraded`` (default) cuts zoom-in tiles from the GT the LR
+  is made from (sharpened when ``gt_usm``) degraded at its own size by the same pipeline (scale 1:
+  blur, resizes, noise, JPEG, sinc, no net shrink); ``clean`` cuts them from the clean, unsharpened GT
+  (the paper's bicubic-setting zoom-in).
 
 Why, and what happens to zoom-out and label consistency here: docs/realworld.md.
 """
@@ -29,7 +30,7 @@ ZOOM_IN_SOURCES = ('degraded', 'clean')
 
 
 class RealWorldSynthesis:
-    """Mixin for a KDModel subclass: LR synthesis, sharpened targets and the training-pair queue."""
+    """Mixin for an SRModel subclass (needs ``self.scale``): LR synthesis, sharpened targets, training-pair queue."""
 
     def _init_synthesis(self):
         """Degradation, sharpener and queue; built only for training (test options need none of the keys)."""
