@@ -1,26 +1,29 @@
-# make demo   DUKD end to end on scikit-image's photos (CPU, ~10 min); DEMO_ARGS="--force" retrains
-# make test   the test suite
-# make bench  speed and data-loading benchmarks (quality: make bench-quality, long)
+# Quick start: `make demo` (distil on real photos, CPU) and `make test`.
 PYTHON ?= python
+# the torch / torchvision pair the project is tested with; override for your CUDA build
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# e.g. make demo DEMO_ARGS="--force --threads 1"; make bench BENCH_ARGS="--device cuda"
 DEMO_ARGS ?=
 BENCH_ARGS ?=
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: demo test bench bench-quality deps
+.PHONY: install test demo bench bench-quality
+install:
+	$(PYTHON) -m pip install -q $(TORCH_SPEC)
+	$(PYTHON) -m pip install -q -e '.[test,teachers,export]'
 
-deps:  # install only when something is missing (a fresh machine); never touches a working setup
-	@$(PYTHON) -c "import dukd_arch, skimage, matplotlib, lmdb, tqdm, yaml" 2>/dev/null || \
-		$(PYTHON) -m pip install -e '.[test]'
+test: install
+	$(PYTHON) -m pytest -q
 
-demo: deps
+# DUKD end to end on scikit-image's photos: data, teacher, 3 students, table and pictures in demo_output/
+demo: install
 	$(PYTHON) scripts/demo.py $(DEMO_ARGS)
 
-test: deps
-	$(PYTHON) -m pytest -q tests
-
-bench: deps
+# step time / memory ratios (SRModel, KDModel, DUKD variants) and data-loading throughput
+bench: install
 	$(PYTHON) benchmarks/bench_speed.py $(BENCH_ARGS)
-	$(PYTHON) benchmarks/bench_data.py $(BENCH_ARGS)
+	$(PYTHON) scripts/make_demo_data.py
+	$(PYTHON) benchmarks/bench_data.py
 
-bench-quality: deps
+# the demo comparison over 3 seeds plus the ablation rows (long: about an hour on a 2-core CPU)
+bench-quality: install
 	$(PYTHON) benchmarks/bench_quality.py $(BENCH_ARGS)
