@@ -11,6 +11,7 @@ Rows (``--variants``):
   zoom_out       KD + zoom-out upcycling only
   zoom_in_out    KD + zoom-in + zoom-out
   dukd           KD + zoom-in + zoom-out + label consistency (the full method, = the demo's DUKD)
+  kd_pix5, dukd_pix5   the same with the published EDSR pixel-loss weight 5 (zoom-out's LR label follows it)
 
     python benchmarks/bench_quality.py --seeds 0 1 2                        # everything (long)
     python benchmarks/bench_quality.py --seeds 0 1 2 --variants scratch kd dukd --threads 1
@@ -44,6 +45,9 @@ VARIANTS = {  # name: (label, base option file, changes)
         'datasets:train:upcycling': {'zoom_in_tiles': 0, 'positions': 'grid', 'zoom_out': True}}),
     'zoom_in_out': ('KD + zoom-in + zoom-out', 'train_student_dukd.yml', dict(NO_LCR)),
     'dukd': ('DUKD (zoom-in + zoom-out + LCR)', 'train_student_dukd.yml', {}),
+    # the published EDSR weighting (pixel L1 x5): less pull towards a teacher that is close to its student
+    'kd_pix5': ('output KD, pixel weight 5', 'train_student_kd.yml', {'train:pixel_opt:loss_weight': 5.0}),
+    'dukd_pix5': ('DUKD, pixel weight 5', 'train_student_dukd.yml', {'train:pixel_opt:loss_weight': 5.0}),
 }
 
 
@@ -115,7 +119,7 @@ def main():
             lines.append(f"| {label} | {it} | {','.join(str(r['seed']) for r in sorted(rows, key=lambda r: r['seed']))} "
                          f"| {m:.3f} ± {s:.3f} | {statistics.mean(r['ssim'] for r in rows):.4f} | "
                          f"{statistics.mean(r['psnr_to_teacher'] for r in rows):.2f} |")
-        for a, b in (('dukd', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch')):
+        for a, b in (('dukd', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch'), ('dukd_pix5', 'kd_pix5')):
             gains = []
             for r in results.values():
                 if r['variant'] == a and r['iters'] == it:
