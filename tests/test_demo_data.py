@@ -121,3 +121,32 @@ def test_run_changes_go_into_a_derived_option_file(tmp_path, monkeypatch):
     assert derived['name'] == 'base_seed3' and derived['manual_seed'] == 3  # seeded before training, not forced after
     assert derived['train']['total_iter'] == 40 and derived['train']['scheduler']['milestones'] == [30]
     assert run.stamp() != Run('x', str(base), 'base_seed3', {'manual_seed': 4}).stamp()
+
+
+def test_demo_option_files_agree_with_each_other():
+    import yaml
+
+    from dukd_arch.utils.dukd_options import parse_dukd_options
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options', 'demo')
+
+    def load(name):
+        with open(os.path.join(root, name)) as f:
+            return yaml.safe_load(f)
+
+    teacher = load('train_teacher.yml')
+    students = {k: load(f'train_student_{k}.yml') for k in ('scratch', 'kd', 'dukd')}
+    assert {s['model_type'] for s in students.values()} == {'SRModel', 'KDModel', 'DUKDModel'}
+    same = ('network_g', 'manual_seed', 'scale')
+    for key in same:
+        assert len({yaml.safe_dump(s[key]) for s in students.values()}) == 1, key
+    for key in ('total_iter', 'optim_g', 'scheduler', 'ema_decay', 'pixel_opt'):
+        assert len({yaml.safe_dump(s['train'][key]) for s in students.values()}) == 1, key
+    for s in (students['kd'], students['dukd']):
+        assert s['network_t'] == teacher['network_g']
+        assert s['path']['pretrain_network_t'] == f"experiments/{teacher['name']}/models/net_g_latest.pth"
+    cfg = parse_dukd_options(students['dukd']['train'])
+    assert cfg.zoom_in_tiles == 1 and cfg.zoom_out and cfg.lcr_prob == 0.3
+    for kind, train in [('teacher', teacher)] + [(f'student_{k}', s) for k, s in students.items()]:
+        test = load(f'test_{kind}.yml')
+        assert test['network_g'] == train['network_g'], kind
+        assert test['path']['pretrain_network_g'] == f"experiments/{train['name']}/models/net_g_latest.pth", kind
