@@ -10,10 +10,10 @@ is its FLOP floor: the conv/linear multiply-adds one step must do, relative to K
     LCR       + 0                                     flips / transpose / inversion are permutations
     two-step  + 0 FLOPs, one more optimizer step
 
-Each configuration runs in its own subprocess so that its memory is its own. Memory is reported two ways:
-the bytes autograd keeps for backward in one step (exact, device-independent: the activation memory each
-extra forward adds), and the peak growth after building the model (CUDA allocator peak; on CPU the
-process's peak RSS, coarse because of allocator caching).
+All configurations are built in one process and their steps interleaved round-robin, so all see the
+same machine load (the ratios hold on a shared machine). Memory: the bytes autograd keeps for backward
+in one step (exact and device-independent: the activation memory each extra forward adds) and, on
+CUDA, the allocator's peak during a step.
 
     python benchmarks/bench_speed.py                      # the demo pair, batch 16, LR 24x24
     python benchmarks/bench_speed.py --pair edsr --steps 20 --device cuda
@@ -22,9 +22,8 @@ import argparse
 import json
 import os
 import platform
-import resource
+import shutil
 import statistics
-import subprocess
 import sys
 import time
 from os import path as osp
@@ -87,6 +86,10 @@ def flop_floor(cfg, s_macs, t_macs, s_small, t_small):
     return cost
 
 
+def _mib(r):
+    return '-' if r['peak_bytes'] is None else f"{r['peak_bytes'] / 2**20:.1f}"
+
+
 def build_opt(cfg, args, teacher_path):
     t_net, s_net = PAIRS[args.pair]
     model_type, dukd = CONFIGS[cfg]
@@ -110,48 +113,53 @@ def build_opt(cfg, args, teacher_path):
     return opt
 
 
-def worker(cfg, args, teacher_path):
-    """One configuration: warm up, then time ``args.steps`` training steps; prints one JSON line."""
+def measure(args, teacher_path):
+    """All configurations in one process, their steps interleaved round-robin: every configuration sees
+    the same machine load, so the ratios hold even on a shared machine whose speed drifts."""
     import torch
 
-    import dukd_arch  # noqa: F401
     from basicsr.models import build_model
+    from dukd_arch.ops import matlab_imresize
 
-    torch.manual_seed(0)
-    model = build_model(build_opt(cfg, args, teacher_path))
     g = torch.Generator().manual_seed(0)
     gt = torch.rand(args.batch, 3, args.lr_size * 4, args.lr_size * 4, generator=g)
-    from dukd_arch.ops import matlab_imresize
     batch = {'gt': gt, 'lq': matlab_imresize(gt, 0.25).clamp(0, 1)}
     cuda = args.device == 'cuda'
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    saved = [0]
+        batch = {k: v.cuda() for k, v in batch.items()}
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    models = {}
+    for cfg in args.configs:
+        torch.manual_seed(0)
+        models[cfg] = build_model(build_opt(cfg, args, teacher_path))
+    saved = {cfg: 0 for cfg in models}
+    peak = {cfg: 0 for cfg in models}
+    times = {cfg: [] for cfg in models}
+    for it in range(args.warmup + args.steps):
+        for cfg, model in models.items():
+            counter = [0]
 
-    def pack(t):  # bytes autograd keeps for backward: the activation memory a step adds
-        saved[0] += t.numel() * t.element_size()
-        return t
+            def pack(t, counter=counter):  # bytes autograd keeps for backward: the step's activation memory
+                counter[0] += t.numel() * t.element_size()
+                return t
 
-    for it in range(args.warmup):
-        model.feed_data(batch)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model.optimize_parameters(it + 1)
-    sync()
-    saved_per_step = saved[0] / max(1, args.warmup)
-    times = []
-    for it in range(args.steps):
-        t = time.perf_counter()
-        model.feed_data(batch)
-        model.optimize_parameters(args.warmup + it + 1)
-        sync()
-        times.append(time.perf_counter() - t)
-    peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print(json.dumps({'cfg': cfg, 'median_s': statistics.median(times), 'times': times, 'peak_bytes': peak - base,
-                      'saved_bytes': saved_per_step}))
+            sync()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+            t = time.perf_counter()
+            model.feed_data(batch)
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+                model.optimize_parameters(it + 1)
+            sync()
+            if it >= args.warmup:
+                times[cfg].append(time.perf_counter() - t)
+                saved[cfg] = counter[0]
+                if cuda:
+                    peak[cfg] = max(peak[cfg], torch.cuda.max_memory_allocated() - before)
+        print(f'  round {it + 1}/{args.warmup + args.steps}' + (' (warm-up)' if it < args.warmup else ''), flush=True)
+    return {cfg: {'median_s': statistics.median(times[cfg]), 'times': times[cfg], 'saved_bytes': saved[cfg],
+                  'peak_bytes': peak[cfg] if cuda else None} for cfg in models}
 
 
 def main():
@@ -164,11 +172,7 @@ def main():
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     p.add_argument('--configs', nargs='+', default=list(CONFIGS), help=f'subset of {list(CONFIGS)}')
     p.add_argument('--json', help='also write the results here')
-    p.add_argument('--_worker', help=argparse.SUPPRESS)
-    p.add_argument('--_teacher', help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args._worker:
-        return worker(args._worker, args, args._teacher)
 
     import tempfile
 
@@ -187,20 +191,15 @@ def main():
     teacher_path = osp.join(tmp, 'teacher.pth')
     torch.save({'params': teacher.state_dict()}, teacher_path)
 
-    results = {}
-    for cfg in args.configs:
-        if cfg not in CONFIGS:
-            raise SystemExit(f'unknown config {cfg!r}; choose from {list(CONFIGS)}')
-        cmd = [sys.executable, __file__, '--_worker', cfg, '--_teacher', teacher_path] + [
-            a for a in sys.argv[1:] if a != '--configs' and a not in args.configs]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith('{')]
-        if out.returncode or not line:
-            raise SystemExit(f'{cfg} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}')
-        results[cfg] = json.loads(line[-1])
-        r = results[cfg]
-        print(f"  {cfg:26s} {r['median_s'] * 1000:8.1f} ms/step  peak +{r['peak_bytes'] / 2**20:7.1f} MiB  "
-              f"autograd saved {r['saved_bytes'] / 2**20:7.1f} MiB", flush=True)
+    unknown = set(args.configs) - set(CONFIGS)
+    if unknown:
+        raise SystemExit(f'unknown config(s) {sorted(unknown)}; choose from {list(CONFIGS)}')
+    try:
+        results = measure(args, teacher_path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for cfg, r in results.items():
+        print(f"  {cfg:26s} {r['median_s'] * 1000:8.1f} ms/step  autograd saved {r['saved_bytes'] / 2**20:7.1f} MiB")
 
     ref = results.get('KDModel')
     floors = {cfg: flop_floor(cfg, s_macs, t_macs, s_small, t_small) for cfg in results}
@@ -208,22 +207,20 @@ def main():
              f'{args.lr_size}x{args.lr_size} LR image; batch {args.batch}; {args.steps} timed steps after '
              f'{args.warmup} warm-up; device {args.device}; torch threads {torch.get_num_threads()}',
              '', '| configuration | step (ms) | time / KDModel | FLOP floor / KDModel | time / floor | '
-             'peak mem growth (MiB) | autograd saved (MiB) | saved / KDModel |', '|---|---|---|---|---|---|---|---|']
+             'autograd saved (MiB) | saved / KDModel | CUDA peak (MiB) |', '|---|---|---|---|---|---|---|---|']
     for cfg, r in results.items():
         if ref:
             t_ratio = r['median_s'] / ref['median_s']
             f_ratio = floors[cfg] / floors['KDModel']
             m_ratio = r['saved_bytes'] / ref['saved_bytes'] if ref['saved_bytes'] else float('nan')
             lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | {t_ratio:.2f} | {f_ratio:.2f} | "
-                         f"{t_ratio / f_ratio:.2f} | {r['peak_bytes'] / 2**20:.1f} | {r['saved_bytes'] / 2**20:.1f} | "
-                         f"{m_ratio:.2f} |")
+                         f"{t_ratio / f_ratio:.2f} | {r['saved_bytes'] / 2**20:.1f} | {m_ratio:.2f} | {_mib(r)} |")
         else:
-            lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | - | - | - | {r['peak_bytes'] / 2**20:.1f} | "
-                         f"{r['saved_bytes'] / 2**20:.1f} | - |")
-    mem_note = ('peak mem growth: ' + ('CUDA allocator peak minus memory after building the model' if args.device ==
-                'cuda' else 'process peak RSS growth after building the model (CPU; coarse: allocator caching)') +
-                '; autograd saved: bytes kept for backward per step (the two-step mode sums its two graphs, '
-                'which never coexist)')
+            lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | - | - | - | {r['saved_bytes'] / 2**20:.1f} | - | "
+                         f"{_mib(r)} |")
+    mem_note = ('autograd saved: bytes kept for backward in one step, i.e. the activation memory a step adds (the '
+                'two-step mode sums its two graphs, which never coexist); CUDA peak: allocator peak during a step '
+                'above the memory held before it (only with --device cuda)')
     lines += ['', mem_note, f'machine: {platform.platform()}, {os.cpu_count()} CPUs']
     print('\n'.join(lines))
     if args.json:
