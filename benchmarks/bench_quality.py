@@ -12,6 +12,7 @@ Rows (``--variants``):
   zoom_in_out    KD + zoom-in + zoom-out
   dukd           KD + zoom-in + zoom-out + label consistency (the full method, = the demo's DUKD)
   kd_pix5, dukd_pix5   the same with the published EDSR pixel-loss weight 5 (zoom-out's LR label follows it)
+  *_wide         the same rows with a 32-channel student (4x the multiply-adds of the demo student)
 
     python benchmarks/bench_quality.py --seeds 0 1 2                        # everything (long)
     python benchmarks/bench_quality.py --seeds 0 1 2 --variants scratch kd dukd --threads 1
@@ -48,6 +49,14 @@ VARIANTS = {  # name: (label, base option file, changes)
     # the published EDSR weighting (pixel L1 x5): less pull towards a teacher that is close to its student
     'kd_pix5': ('output KD, pixel weight 5', 'train_student_kd.yml', {'train:pixel_opt:loss_weight': 5.0}),
     'dukd_pix5': ('DUKD, pixel weight 5', 'train_student_dukd.yml', {'train:pixel_opt:loss_weight': 5.0}),
+    # a student with 4x the multiply-adds (32 channels, 4 convs): is the 16-channel student too small to
+    # serve the upcycled input distributions as well as the real LR?
+    'scratch_wide': ('scratch, 32-ch student', 'train_student_scratch.yml', {'network_g:num_feat': 32}),
+    'kd_wide': ('output KD, 32-ch student', 'train_student_kd.yml', {'network_g:num_feat': 32}),
+    'zoom_in_wide': ('KD + zoom-in, 32-ch student', 'train_student_dukd.yml', {
+        **NO_LCR, 'train:dukd_opt:zoom_out': False, 'network_g:num_feat': 32,
+        'datasets:train:upcycling': {'zoom_in_tiles': 1, 'positions': 'grid', 'zoom_out': False}}),
+    'dukd_wide': ('DUKD, 32-ch student', 'train_student_dukd.yml', {'network_g:num_feat': 32}),
 }
 
 
@@ -119,7 +128,8 @@ def main():
             lines.append(f"| {label} | {it} | {','.join(str(r['seed']) for r in sorted(rows, key=lambda r: r['seed']))} "
                          f"| {m:.3f} ± {s:.3f} | {statistics.mean(r['ssim'] for r in rows):.4f} | "
                          f"{statistics.mean(r['psnr_to_teacher'] for r in rows):.2f} |")
-        for a, b in (('dukd', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch'), ('dukd_pix5', 'kd_pix5')):
+        for a, b in (('dukd', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch'), ('dukd_pix5', 'kd_pix5'),
+                     ('dukd_wide', 'kd_wide'), ('zoom_in_wide', 'kd_wide')):
             gains = []
             for r in results.values():
                 if r['variant'] == a and r['iters'] == it:
