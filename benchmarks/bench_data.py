@@ -32,7 +32,8 @@ def dataset_opt(backend, root, gt_size):
         gt, lq = osp.join(train, 'HR'), osp.join(train, 'LR_bicubic', 'X4')
     return {'name': f'bench_{backend}', 'type': 'UpcyclingPairedImageDataset', 'phase': 'train', 'scale': 4,
             'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': backend}, 'gt_size': gt_size,
-            'use_hflip': True, 'use_rot': True, 'upcycling': {'zoom_in_tiles': 1, 'positions': 'grid', 'zoom_out': True}}
+            'use_hflip': True, 'use_rot': True,
+            'upcycling': {'zoom_in_tiles': 1, 'positions': 'grid', 'zoom_out': True}}
 
 
 def loader_throughput(backend, workers, args):
@@ -100,7 +101,8 @@ def main():
 
     print(f'\nzoom-out (x1/4 MATLAB bicubic) of a batch of {args.batch} LR patches, torch threads '
           f'{torch.get_num_threads()}')
-    print('| LR patch | batched dukd_arch.ops.zoom_out (samples/s) | per-image basicsr imresize (samples/s) | speed-up |')
+    print('| LR patch | batched dukd_arch.ops.zoom_out (samples/s) | per-image basicsr imresize (samples/s) '
+          '| speed-up |')
     print('|---|---|---|---|')
     for size in args.zoom_sizes:
         batched, per_image = zoom_out_throughput(args.batch, size, repeats=50)

@@ -75,7 +75,8 @@ def main():
     p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument('--iters', type=int, help='student iterations (default: the demo option files, 800)')
     p.add_argument('--threads', type=int, help='OMP_NUM_THREADS per run (1 helps on a busy machine)')
-    p.add_argument('--json', default='experiments/bench_quality/quality.json', help='results file (merged across calls)')
+    p.add_argument('--json', default='experiments/bench_quality/quality.json',
+                   help='results file (merged across calls)')
     args = p.parse_args()
     os.chdir(ROOT)
     log_dir = osp.join('experiments', 'bench_quality', 'logs')
@@ -106,8 +107,8 @@ def main():
             t = time.time()
             seconds = pipeline.train(run, log_dir, threads=args.threads)
             row = pipeline.test(run, 'options/demo/test_student_scratch.yml', log_dir, threads=args.threads)
-            row['psnr_to_teacher'] = pipeline.fidelity_to(t_row['images'], t_row['suffix'], row['images'], row['suffix'],
-                                                          stems, manifest['settings']['scale'])
+            row['psnr_to_teacher'] = pipeline.fidelity_to(t_row['images'], t_row['suffix'], row['images'],
+                                                          row['suffix'], stems, manifest['settings']['scale'])
             row.update(variant=variant, seed=seed, iters=run.total_iter(), train_seconds=seconds,
                        wall_seconds=time.time() - t)
             results[run.name] = row
@@ -125,7 +126,8 @@ def main():
             if not rows:
                 continue
             m, s = mean_std([r['psnr'] for r in rows])
-            lines.append(f"| {label} | {it} | {','.join(str(r['seed']) for r in sorted(rows, key=lambda r: r['seed']))} "
+            seeds = ','.join(str(r['seed']) for r in sorted(rows, key=lambda r: r['seed']))
+            lines.append(f"| {label} | {it} | {seeds} "
                          f"| {m:.3f} ± {s:.3f} | {statistics.mean(r['ssim'] for r in rows):.4f} | "
                          f"{statistics.mean(r['psnr_to_teacher'] for r in rows):.2f} |")
         for a, b in (('dukd', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch'), ('dukd_pix5', 'kd_pix5'),

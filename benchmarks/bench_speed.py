@@ -66,7 +66,8 @@ def count_macs(net, shape):
         elif isinstance(module, torch.nn.Linear):
             macs[0] += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
     with torch.no_grad():
         net(torch.zeros(shape))
     for h in handles:

@@ -78,7 +78,8 @@ def test_subimages_and_bicubic_helpers():
     assert modcrop(img, 4).shape == (8, 12, 3)
     subs = extract_subimages(np.zeros((20, 30), np.uint8), crop=8, step=8, thresh=0)
     assert [i for i, _ in subs] == list(range(1, 3 * 4 + 1))  # (2 + 1 flush) rows x (3 + 1 flush) cols
-    assert extract_subimages(np.zeros((20, 30), np.uint8), crop=8, step=8, thresh=6)[-1][0] == 2 * 3  # leftovers <= thresh: no flush crop
+    # leftovers <= thresh: no border-flush crop
+    assert extract_subimages(np.zeros((20, 30), np.uint8), crop=8, step=8, thresh=6)[-1][0] == 2 * 3
     with pytest.raises(ValueError, match='modcrop'):
         bicubic_downsample([img], 4)
     flat = np.full((8, 8, 3), 77, np.uint8)

@@ -131,7 +131,8 @@ def test(run: Run, test_opt: str, log_dir: str, threads: Optional[int] = None) -
     shutil.rmtree(osp.join('results', name), ignore_errors=True)
     net_changes = [f'{k}={v}' for k, v in run.changes.items() if k.startswith('network_g:')]
     cmd = python_cmd('test.py', test_opt, [f'name={name}', f'path:pretrain_network_g={run.weights}'] + net_changes)
-    lines, seconds = run_logged(cmd, osp.join(log_dir, f'{name}.log'), f'test  {run.label}', env=subprocess_env(threads))
+    lines, seconds = run_logged(cmd, osp.join(log_dir, f'{name}.log'), f'test  {run.label}',
+                                env=subprocess_env(threads))
     metrics = final_metrics(lines)
     if 'psnr' not in metrics:
         raise RuntimeError(f'No PSNR found in the output of {" ".join(cmd)}; see {log_dir}/{name}.log')
