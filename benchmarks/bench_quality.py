@@ -12,7 +12,7 @@ Rows (``--variants``):
   zoom_in_out    KD + zoom-in + zoom-out
   dukd           KD + zoom-in + zoom-out + label consistency (the full method, = the demo's DUKD)
   kd_pix5, dukd_pix5   the same with the published EDSR pixel-loss weight 5 (zoom-out's LR label follows it)
-  *_wide         the same rows with a 32-channel student (4x the multiply-adds of the demo student)
+  *_wide         the same rows with a 32-channel student (3.1x the multiply-adds of the demo student)
 
     python benchmarks/bench_quality.py --seeds 0 1 2                        # everything (long)
     python benchmarks/bench_quality.py --seeds 0 1 2 --variants scratch kd dukd --threads 1
@@ -49,7 +49,7 @@ VARIANTS = {  # name: (label, base option file, changes)
     # the published EDSR weighting (pixel L1 x5): less pull towards a teacher that is close to its student
     'kd_pix5': ('output KD, pixel weight 5', 'train_student_kd.yml', {'train:pixel_opt:loss_weight': 5.0}),
     'dukd_pix5': ('DUKD, pixel weight 5', 'train_student_dukd.yml', {'train:pixel_opt:loss_weight': 5.0}),
-    # a student with 4x the multiply-adds (32 channels, 4 convs): is the 16-channel student too small to
+    # a student with 3.1x the multiply-adds (32 channels, 4 convs): is the 16-channel student too small to
     # serve the upcycled input distributions as well as the real LR?
     'scratch_wide': ('scratch, 32-ch student', 'train_student_scratch.yml', {'network_g:num_feat': 32}),
     'kd_wide': ('output KD, 32-ch student', 'train_student_kd.yml', {'network_g:num_feat': 32}),
