@@ -4,18 +4,25 @@ Imported first by ``dukd_arch/__init__.py``: the import shim must run before any
 """
 import logging
 import os
+import subprocess
 import sys
 from os import path as osp
 
 import torch
+import torch.distributed as dist
 import torchvision.transforms.functional as _tv_functional
 
 # basicsr.data.degradations imports torchvision.transforms.functional_tensor, removed in torchvision 0.17.
 sys.modules.setdefault('torchvision.transforms.functional_tensor', _tv_functional)
 
+import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
 import basicsr.utils.img_process_util  # noqa: E402
+import basicsr.utils.options  # noqa: E402
+from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils import check_resume as _basicsr_check_resume  # noqa: E402
+from basicsr.utils.options import parse_options as _basicsr_parse_options  # noqa: E402
+from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E402
 
 from .utils.checkpoint import read_checkpoint  # noqa: E402
 
@@ -85,6 +92,66 @@ def load_resume_state(opt):
     return None
 
 
+# ------------------------------------------------------------------------------------------ distributed
+def normalize_argv(argv):
+    """``torch.distributed.launch`` passes ``--local-rank=N`` on current torch; basicsr's argparse wants
+    ``--local_rank``. Rewrite the former into the latter (torchrun passes neither: it sets LOCAL_RANK)."""
+    out = []
+    for arg in argv:
+        if arg == '--local-rank' or arg.startswith('--local-rank='):
+            arg = '--local_rank' + arg[len('--local-rank'):]
+        out.append(arg)
+    return out
+
+
+def parse_options(root_path, is_train=True):
+    """basicsr's parse_options after normalising the launcher's ``--local-rank`` spelling."""
+    sys.argv[:] = normalize_argv(sys.argv)
+    return _basicsr_parse_options(root_path, is_train=is_train)
+
+
+def default_backend():
+    return 'nccl' if torch.cuda.is_available() else 'gloo'
+
+
+def init_dist(launcher, backend=None, **kwargs):
+    """basicsr's init_dist hard-codes NCCL and ``rank % cuda.device_count()`` (a ZeroDivisionError without
+    GPUs). Here: NCCL on GPUs, gloo on CPU; each process takes the GPU of its LOCAL_RANK."""
+    if launcher == 'slurm':
+        # same environment basicsr derives from SLURM, without touching CUDA
+        proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
+        addr = subprocess.getoutput(f"scontrol show hostname {os.environ['SLURM_NODELIST']} | head -n1")
+        port = kwargs.pop('port', None)
+        os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
+        os.environ.update(MASTER_ADDR=addr, WORLD_SIZE=str(ntasks), RANK=str(proc_id),
+                          LOCAL_RANK=os.environ.get('SLURM_LOCALID', str(proc_id % max(torch.cuda.device_count(), 1))))
+    elif launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher!r} is not supported; use pytorch (torchrun) or slurm')
+    for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if var not in os.environ:
+            raise RuntimeError(f'--launcher {launcher} needs ${var}; start training with '
+                               '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
+    backend = backend or default_backend()
+    if backend == 'nccl':
+        local_rank = int(os.environ.get('LOCAL_RANK', int(os.environ['RANK']) % torch.cuda.device_count()))
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, **kwargs)
+
+
+def model_to_device(self, net):
+    """basicsr's model_to_device, device-agnostic: DDP gets ``device_ids`` only on a GPU (on CPU/gloo it
+    must be None). Used for net_g only; the teacher is built by ``build_teacher`` and stays a plain module."""
+    net = net.to(self.device)
+    if self.opt['dist']:
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        net = DistributedDataParallel(net, device_ids=device_ids,
+                                      find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    elif self.opt['num_gpu'] > 1:
+        net = DataParallel(net)
+    return net
+
+
 def _filter2d_contiguous(original):
     """basicsr's filter2D calls ``.view`` on its input; DiffJPEG returns channels-last tensors on CPU."""
 
@@ -97,6 +164,10 @@ def _filter2d_contiguous(original):
 def apply():
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.check_resume = check_resume
+    basicsr.train.parse_options = parse_options
+    basicsr.test.parse_options = parse_options
+    basicsr.utils.options.init_dist = init_dist
+    BaseModel.model_to_device = model_to_device
     if not getattr(basicsr.utils.img_process_util.filter2D, '_dukd_patched', False):
         patched = _filter2d_contiguous(basicsr.utils.img_process_util.filter2D)
         patched._dukd_patched = True

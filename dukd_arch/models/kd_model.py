@@ -1,5 +1,4 @@
 """Output knowledge distillation: the student learns from the GT and from a frozen teacher's output."""
-import math
 import os
 from collections import OrderedDict
 
@@ -103,7 +102,10 @@ class KDModel(SRModel):
 
     def loss_is_finite(self, l_total, loss_dict, current_iter):
         """Stop (or skip the step, ``train.nonfinite: skip``) on a non-finite loss instead of saving NaN weights."""
-        if math.isfinite(float(l_total.detach())):
+        bad = (~torch.isfinite(l_total.detach())).float().reshape(1)
+        if self.opt.get('dist'):  # every rank must take the same branch, or DDP's all-reduce hangs
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if not bad.item():
             return True
         terms = ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in loss_dict.items())
         if self.opt['train'].get('nonfinite', 'error') == 'skip':
