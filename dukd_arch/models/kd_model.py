@@ -12,6 +12,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save
+from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
 
 NONFINITE_POLICIES = ('error', 'skip')
@@ -35,7 +36,13 @@ class KDModel(SRModel):
         policy = train_opt.get('nonfinite', 'error')
         if policy not in NONFINITE_POLICIES:
             raise ValueError(f'train.nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+        self.amp_dtype = parse_amp(train_opt.get('amp'), 'train.amp')
+        self.teacher_amp_dtype = parse_amp(train_opt.get('teacher_amp'), 'train.teacher_amp')
+        self.channels_last = bool(train_opt.get('channels_last', False))
+        self.grad_scaler = make_grad_scaler(self.device, self.amp_dtype, get_root_logger())
         self.net_t = build_teacher(self.opt, self.device)
+        if self.channels_last:
+            self.net_t.to(memory_format=torch.channels_last)
         self._check_scales()
         self.extra_trainable = {}
         self.build_extra_modules()
@@ -47,6 +54,15 @@ class KDModel(SRModel):
         super().init_training_settings()
         kd_opt = train_opt.get('kd_opt')
         self.cri_kd = build_loss(dict(kd_opt)).to(self.device) if kd_opt else None
+        compile_kwargs = parse_compile(train_opt.get('compile'))
+        # training forwards only; saving, EMA and testing keep using the plain (uncompiled) modules
+        self.net_g_train = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
+
+    def model_to_device(self, net):
+        """channels_last is set before DDP wraps the student, so DDP's buckets match the parameter layout."""
+        if self.is_train and self.opt['train'].get('channels_last', False):
+            net = net.to(memory_format=torch.channels_last)
+        return super().model_to_device(net)
 
     def build_extra_modules(self):
         """Hook: create trainable extras (e.g. feature adapters) in ``self.extra_trainable`` here."""
@@ -74,13 +90,25 @@ class KDModel(SRModel):
         raise ValueError(f'train.optim_g.type {optim_type!r} is not supported; use Adam or AdamW')
 
     # ----------------------------------------------------------------------------------------- forwards
+    def _layout(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if getattr(self, 'channels_last', False) else x
+
     @torch.no_grad()
     def teacher_forward(self, x):
-        return forward_padded(self.net_t, x, window_multiple(self.net_t), self.scale)
+        """Teacher labels, under ``train.teacher_amp`` autocast; returned in fp32."""
+        with autocast(self.device, self.teacher_amp_dtype):
+            out = forward_padded(self.net_t, self._layout(x), window_multiple(self.net_t), self.scale)
+        return out.float()
 
     def student_forward(self, x, net=None):
-        net = self.net_g if net is None else net
-        return forward_padded(net, x, window_multiple(self.get_bare_model(net)), self.scale)
+        """The training forward (``net=None``: compiled when ``train.compile``, ``train.amp`` autocast) or, with
+        ``net`` given, a plain forward of that network (testing). Returned in fp32 so losses run in fp32."""
+        multiple = window_multiple(self.get_bare_model(self.net_g if net is None else net))
+        if net is not None:
+            return forward_padded(net, x, multiple, self.scale)
+        with autocast(self.device, self.amp_dtype):
+            out = forward_padded(self.net_g_train, self._layout(x), multiple, self.scale)
+        return out.float()
 
     # ----------------------------------------------------------------------------------------- training
     def compute_losses(self, current_iter):
@@ -118,8 +146,10 @@ class KDModel(SRModel):
         if not self.loss_is_finite(l_total, loss_dict, current_iter):
             self.optimizer_g.zero_grad(set_to_none=True)
             return False
-        l_total.backward()
-        self.optimizer_g.step()
+        # the scaler is a pass-through unless train.amp is fp16 (then it skips steps with inf/nan gradients)
+        self.grad_scaler.scale(l_total).backward()
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
         return True
 
     def optimize_parameters(self, current_iter):
