@@ -3,6 +3,7 @@
 Imported first by ``dukd_arch/__init__.py``: the import shim must run before anything imports basicsr.
 """
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from basicsr.utils import check_resume as _basicsr_check_resume  # noqa: E402
 from basicsr.utils.options import parse_options as _basicsr_parse_options  # noqa: E402
 from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E402
 
+from basicsr.data import build_dataloader, build_dataset  # noqa: E402
+
+from .data.resumable_sampler import ResumableSampler, SeededDataset  # noqa: E402
 from .utils.checkpoint import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
@@ -88,8 +92,73 @@ def load_resume_state(opt):
             continue
         opt['path']['resume_state'] = state_path
         check_resume(opt, state['iter'])
+        opt['resume_position'] = resume_position(state)
         return state
     return None
+
+
+def resume_position(state):
+    """Where in its epoch the saved run stopped: ``{epoch, samples_done (per rank), world_size}``, or None for a
+    state without it (written by basicsr's own models): that epoch then restarts from its first batch."""
+    if 'epoch_samples' not in state:
+        logger.warning(f"Training state of iter {state['iter']} has no position within its epoch: epoch "
+                       f"{state['epoch']} restarts from its first batch (the resumed run is not exact).")
+        return None
+    return {'epoch': int(state['epoch']), 'samples_done': int(state['epoch_samples']),
+            'world_size': int(state.get('world_size', 1))}
+
+
+def create_train_val_dataloader(opt, logger):
+    """basicsr's create_train_val_dataloader with an exactly resumable training loader.
+
+    * ``ResumableSampler`` + ``SeededDataset``: per-sample seeds, so augmentations do not depend on workers
+      (basicsr's worker_init_fn reseeds each worker identically every epoch) and a resumed epoch continues
+      after the samples already trained on (basicsr restarted it);
+    * the loader draws its workers' base seed from its own generator, not the global torch RNG, so creating
+      an iterator at an epoch start does not shift the training process's random stream.
+    """
+    train_loader, train_sampler, val_loaders = None, None, []
+    total_epochs = total_iters = None
+    for phase, dataset_opt in opt['datasets'].items():
+        if phase == 'train':
+            ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+            train_set = SeededDataset(build_dataset(dataset_opt))
+            train_sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio,
+                                             seed=opt['manual_seed'])
+            position = opt.get('resume_position')
+            if position is not None:
+                # per-rank sample counts convert through the global count when the world size changed
+                done = position['samples_done'] * position['world_size'] // opt['world_size']
+                if position['world_size'] != opt['world_size']:
+                    logger.warning(f"Resuming a {position['world_size']}-process run with {opt['world_size']} "
+                                   'processes: the data order continues, but the run is not bit-exact.')
+                train_sampler.resume_at(position['epoch'], done)
+            train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                            sampler=train_sampler, seed=opt['manual_seed'])
+            train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
+            num_iter_per_epoch = math.ceil(
+                len(train_set) * ratio / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
+            total_iters = int(opt['train']['total_iter'])
+            total_epochs = math.ceil(total_iters / num_iter_per_epoch)
+            logger.info('Training statistics:'
+                        f'\n\tNumber of train images: {len(train_set)}'
+                        f'\n\tDataset enlarge ratio: {ratio}'
+                        f'\n\tBatch size per gpu: {dataset_opt["batch_size_per_gpu"]}'
+                        f'\n\tWorld size (gpu number): {opt["world_size"]}'
+                        f'\n\tEffective batch: {dataset_opt["batch_size_per_gpu"] * opt["world_size"]}'
+                        f'\n\tRequire iter number per epoch: {num_iter_per_epoch}'
+                        f'\n\tTotal epochs: {total_epochs}; iters: {total_iters}.')
+        elif phase.split('_')[0] == 'val':
+            val_set = build_dataset(dataset_opt)
+            val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                          sampler=None, seed=opt['manual_seed'])
+            logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
+            val_loaders.append(val_loader)
+        else:
+            raise ValueError(f'Dataset phase {phase} is not recognized.')
+    if train_loader is None:
+        raise ValueError('Training needs a `datasets: train:` section in the options file.')
+    return train_loader, train_sampler, val_loaders, total_epochs, total_iters
 
 
 # ------------------------------------------------------------------------------------------ distributed
@@ -165,6 +234,7 @@ def apply():
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.check_resume = check_resume
     basicsr.train.parse_options = parse_options
+    basicsr.train.create_train_val_dataloader = create_train_val_dataloader
     basicsr.test.parse_options = parse_options
     basicsr.utils.options.init_dist = init_dist
     BaseModel.model_to_device = model_to_device

@@ -7,12 +7,14 @@ import torch
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.dist_util import master_only
+from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
+from ..utils.rng import gather_rng_states, restore_rng_states
 from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
 
 NONFINITE_POLICIES = ('error', 'skip')
@@ -111,6 +113,11 @@ class KDModel(SRModel):
         return out.float()
 
     # ----------------------------------------------------------------------------------------- training
+    def feed_data(self, data):
+        super().feed_data(data)
+        if POSITION_KEY in data:  # training batches from the ResumableSampler: remember how far the epoch got
+            self.epoch_samples = int(data[POSITION_KEY].max()) + 1
+
     def compute_losses(self, current_iter):
         self.output = self.student_forward(self.lq)
         teacher_out = self.teacher_forward(self.lq) if self.cri_kd else None
@@ -187,10 +194,21 @@ class KDModel(SRModel):
 
     # ----------------------------------------------------------------------------------------- saving
     def resume_training(self, resume_state):
+        """Optimizers, schedulers, extras, the fp16 grad scaler and this rank's RNG states."""
         super().resume_training(resume_state)
         for name, module in getattr(self, 'extra_trainable', {}).items():
             path = os.path.join(self.opt['path']['models'], f"net_{name}_{resume_state['iter']}.pth")
             load_weights(module, path, 'params', True, option=f'extra module {name}')
+        if resume_state.get('grad_scaler') and self.grad_scaler.is_enabled():
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+        rank, world_size = get_dist_info()
+        rng = resume_state.get('rng')
+        exact = rng is not None and len(rng) == world_size and restore_rng_states(rng[rank])
+        if not exact:
+            get_root_logger().warning(
+                f"The random streams of iter {resume_state['iter']} could not be restored "
+                f"({'none saved' if rng is None else f'saved for {len(rng)} processes, {world_size} now'}): "
+                'training continues correctly but not bit-identically to an uninterrupted run.')
 
     def save(self, epoch, current_iter):
         nets, keys = [self.net_g], ['params']
@@ -213,16 +231,27 @@ class KDModel(SRModel):
         }
         atomic_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
-    @master_only
     def save_training_state(self, epoch, current_iter):
+        """Atomic, and complete enough to continue bit-exactly: optimizers, schedulers, grad scaler, every rank's
+        RNG states and the position within the epoch. Only tensors and plain types (loads with weights_only).
+        Called on every rank (gathering the RNG states is a collective); rank 0 writes."""
         if current_iter == -1:
+            return
+        rng = gather_rng_states(self.opt['dist'])
+        rank, world_size = get_dist_info()
+        if rank != 0:
             return
         state = {
             'epoch': epoch,
             'iter': current_iter,
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
+            'grad_scaler': self.grad_scaler.state_dict(),
+            'rng': rng,
+            'world_size': world_size,
         }
+        if hasattr(self, 'epoch_samples'):
+            state['epoch_samples'] = self.epoch_samples
         atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
 
