@@ -16,6 +16,7 @@ import torchvision.transforms.functional as _tv_functional
 # basicsr.data.degradations imports torchvision.transforms.functional_tensor, removed in torchvision 0.17.
 sys.modules.setdefault('torchvision.transforms.functional_tensor', _tv_functional)
 
+import basicsr.data.prefetch_dataloader  # noqa: E402
 import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
 import basicsr.utils.img_process_util  # noqa: E402
@@ -221,6 +222,32 @@ def model_to_device(self, net):
     return net
 
 
+class _PrefetchFailure:
+    def __init__(self, error):
+        self.error = error
+
+
+def _prefetch_run(self):
+    """basicsr's prefetch thread died silently on a loader error and the training loop then waited on its
+    queue forever; the error is handed over instead and raised in the training loop."""
+    try:
+        for item in self.generator:
+            self.queue.put(item)
+    except BaseException as err:  # noqa: B902 (re-raised in the consumer)
+        self.queue.put(_PrefetchFailure(err))
+        return
+    self.queue.put(None)
+
+
+def _prefetch_next(self):
+    item = self.queue.get()
+    if item is None:
+        raise StopIteration
+    if isinstance(item, _PrefetchFailure):
+        raise item.error
+    return item
+
+
 def _filter2d_contiguous(original):
     """basicsr's filter2D calls ``.view`` on its input; DiffJPEG returns channels-last tensors on CPU."""
 
@@ -238,6 +265,8 @@ def apply():
     basicsr.test.parse_options = parse_options
     basicsr.utils.options.init_dist = init_dist
     BaseModel.model_to_device = model_to_device
+    basicsr.data.prefetch_dataloader.PrefetchGenerator.run = _prefetch_run
+    basicsr.data.prefetch_dataloader.PrefetchGenerator.__next__ = _prefetch_next
     if not getattr(basicsr.utils.img_process_util.filter2D, '_dukd_patched', False):
         patched = _filter2d_contiguous(basicsr.utils.img_process_util.filter2D)
         patched._dukd_patched = True
