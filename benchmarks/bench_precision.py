@@ -3,7 +3,8 @@
     python benchmarks/bench_precision.py                       # CPU or the first GPU, default configs
     python benchmarks/bench_precision.py --configs fp32,bf16,fp16,bf16+cl,bf16+compile --steps 50
 
-For every config the same student/teacher initial weights and the same batches are used. Reported:
+For every config the same student/teacher initial weights and the same batches are used, and the configs
+take turns step by step (so load changes on a shared machine affect them alike). Reported:
 * ``ms/step``: mean wall time of a full DUKD training step (teacher + student forwards, backward, Adam, EMA);
 * ``fwd PSNR``: the student's forward under the config's autocast vs the fp32 forward, same weights (dB);
 * ``teacher PSNR``: the teacher's labels under ``teacher_amp`` vs fp32 labels (dB);
@@ -75,7 +76,7 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def run_config(args, device, teacher_path, config, student_init, data, held_out):
+def build_config(args, device, teacher_path, config, student_init, held_out):
     torch.manual_seed(0)
     model = build_model(make_opt(args, device, teacher_path, config))
     model.get_bare_model(model.net_g).load_state_dict(student_init)
@@ -83,19 +84,26 @@ def run_config(args, device, teacher_path, config, student_init, data, held_out)
     with torch.no_grad():
         fwd = model.student_forward(held_out)
         labels = model.teacher_forward(held_out)
-    times = []
-    for it, batch in enumerate(data, 1):
-        model.feed_data(batch)
-        sync(device)
-        t0 = time.perf_counter()
-        model.optimize_parameters(it)
-        sync(device)
-        if it > args.warmup:
-            times.append(time.perf_counter() - t0)
-    net = model.get_bare_model(model.net_g).eval()
-    with torch.no_grad():
-        trained = net(held_out)
-    return 1000 * sum(times) / len(times), fwd, labels, trained
+    return model, fwd, labels
+
+
+def rng_state(device):
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == 'cuda' else None
+
+
+def set_rng_state(state, device):
+    torch.set_rng_state(state[0])
+    if device.type == 'cuda':
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def timed_step(model, batch, it, device):
+    model.feed_data(batch)
+    sync(device)
+    t0 = time.perf_counter()
+    model.optimize_parameters(it)
+    sync(device)
+    return time.perf_counter() - t0
 
 
 def main():
@@ -122,9 +130,26 @@ def main():
         student_init = build_network(copy.deepcopy(opt0['network_g'])).state_dict()
         data = batches(args, device, args.warmup + args.steps)
         held_out = batches(args, device, 1)[0]['lq'][:2]
+        configs = ['fp32'] + [c for c in args.configs.split(',') if c != 'fp32']
+        built = {c: build_config(args, device, teacher_path, c, student_init, held_out) for c in configs}
+        # configs take turns step by step, so a change in machine load hits all of them alike
+        times = {c: [] for c in configs}
+        torch.manual_seed(1)
+        rngs = {c: rng_state(device) for c in configs}  # each config draws the same random upcycling/flips
+        for it, batch in enumerate(data, 1):
+            for c in configs:
+                set_rng_state(rngs[c], device)
+                elapsed = timed_step(built[c][0], batch, it, device)
+                rngs[c] = rng_state(device)
+                if it > args.warmup:
+                    times[c].append(elapsed)
         results = {}
-        for config in ['fp32'] + [c for c in args.configs.split(',') if c != 'fp32']:
-            results[config] = run_config(args, device, teacher_path, config, student_init, data, held_out)
+        for c in configs:
+            model, fwd, labels = built[c]
+            net = model.get_bare_model(model.net_g).eval()
+            with torch.no_grad():
+                trained = net(held_out)
+            results[c] = (1000 * sum(times[c]) / len(times[c]), fwd, labels, trained)
 
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'
     print(f'device: {name}; torch {torch.__version__}; batch {args.batch}, gt {args.gt_size}px, x{args.scale}, '

@@ -201,6 +201,9 @@ def init_dist(launcher, backend=None, **kwargs):
         if var not in os.environ:
             raise RuntimeError(f'--launcher {launcher} needs ${var}; start training with '
                                '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
+    if backend == 'nccl' and not torch.cuda.is_available():  # e.g. `dist_params: {backend: nccl}` on a CPU node
+        logger.warning('NCCL needs GPUs and none is visible: using the gloo backend.')
+        backend = None
     backend = backend or default_backend()
     if backend == 'nccl':
         local_rank = int(os.environ.get('LOCAL_RANK', int(os.environ['RANK']) % torch.cuda.device_count()))

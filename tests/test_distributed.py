@@ -73,3 +73,10 @@ def test_launcher_without_environment_explains_torchrun(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(RuntimeError, match='torchrun --nproc_per_node'):
         compat.init_dist('pytorch')
+
+
+def test_launch_style_local_rank_reaches_basicsr_argparse(tmp_path, monkeypatch):
+    opt_file = write_options(pipeline_options(str(tmp_path)), tmp_path / 'o.yml')
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', opt_file, '--local-rank=0'])
+    opt, args = compat.parse_options(str(tmp_path), is_train=True)
+    assert args.local_rank == 0 and opt['dist'] is False

@@ -25,7 +25,7 @@ def test_amp_option_forms():
         parse_amp({'enabled': True, 'dtype': 'fp8'}, 'train.amp')
     with pytest.raises(ValueError, match='unknown key'):
         parse_amp({'enable': True}, 'train.amp')
-    assert parse_compile(False) is None and parse_compile(True) == {}
+    assert parse_compile(False) is None and parse_compile(True) == {'dynamic': False}
     with pytest.raises(ValueError, match='torch.compile'):
         parse_compile('yes')
 

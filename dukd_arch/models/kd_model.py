@@ -206,7 +206,7 @@ class KDModel(SRModel):
         exact = rng is not None and len(rng) == world_size and restore_rng_states(rng[rank])
         if not exact:
             get_root_logger().warning(
-                f"The random streams of iter {resume_state['iter']} could not be restored "
+                f"The random streams of iter {resume_state['iter']} were not all restored "
                 f"({'none saved' if rng is None else f'saved for {len(rng)} processes, {world_size} now'}): "
                 'training continues correctly but not bit-identically to an uninterrupted run.')
 

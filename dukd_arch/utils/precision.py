@@ -60,16 +60,23 @@ def make_grad_scaler(device: torch.device, dtype: Optional[torch.dtype], logger=
     return scaler
 
 
+COMPILE_DEFAULTS = {
+    # DUKD runs the student on two input sizes (LR patches and zoom-out inputs): one static graph each.
+    # Automatic dynamic shapes made inductor fail on the second size (torch 2.14, CPU).
+    'dynamic': False,
+}
+
+
 def parse_compile(value, option: str = 'train.compile') -> Optional[dict]:
     """``train.compile``: false (default), true, or a dict of ``torch.compile`` keyword arguments."""
     if value in (None, False):
         return None
     if value is True:
-        return {}
+        return dict(COMPILE_DEFAULTS)
     if isinstance(value, dict):
         unknown = set(value) - {'mode', 'backend', 'dynamic', 'fullgraph', 'options'}
         if unknown:
             raise ValueError(f'{option}: unknown key(s) {sorted(unknown)}; known: mode, backend, dynamic, '
                              'fullgraph, options')
-        return dict(value)
+        return {**COMPILE_DEFAULTS, **value}
     raise ValueError(f'{option} must be true, false or a dict of torch.compile arguments, got {value!r}')
