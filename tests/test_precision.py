@@ -87,3 +87,11 @@ def test_compile_wraps_only_the_training_forward(tmp_path, batch):
     assert math.isfinite(log['l_total'])
     keys = model.get_bare_model(model.net_g).state_dict().keys()
     assert not any(k.startswith('_orig_mod') for k in keys), 'saved weights must not carry compile prefixes'
+
+
+def test_channels_last_and_bf16_with_a_swinir_student(tmp_path, batch):
+    swin = {'type': 'SwinIR', 'upscale': 2, 'in_chans': 3, 'img_size': 8, 'window_size': 4, 'img_range': 1.,
+            'depths': [1], 'embed_dim': 12, 'num_heads': [2], 'mlp_ratio': 2, 'upsampler': 'pixelshuffle'}
+    opt = make_opt(tmp_path, network_g=swin, train_extra={'channels_last': True, 'amp': 'bf16'})
+    log = _run(build_model(opt), batch, 1)  # window padding + NHWC layout + autocast together
+    assert all(math.isfinite(v) for v in log.values()), log
