@@ -16,7 +16,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from basicsr.data.data_sampler import EnlargedSampler
 
@@ -67,15 +67,21 @@ class SeededDataset(Dataset):
         if not isinstance(key, tuple):  # plain index (e.g. a user-built loader): no seeding
             return self.dataset[key]
         index, position, seed = key
-        py_state, np_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            torch.manual_seed(seed)
-            try:
-                item = self.dataset[index]
-            finally:
-                random.setstate(py_state)
-                np.random.set_state(np_state)
+        if get_worker_info() is not None:  # a loader worker: its generators serve nothing else
+            item = self._seeded_item(index, seed)
+        else:  # the training process itself (num_worker_per_gpu: 0): leave its random streams untouched
+            py_state, np_state = random.getstate(), np.random.get_state()
+            with torch.random.fork_rng(devices=[]):
+                try:
+                    item = self._seeded_item(index, seed)
+                finally:
+                    random.setstate(py_state)
+                    np.random.set_state(np_state)
         item[POSITION_KEY] = position
         return item
+
+    def _seeded_item(self, index, seed):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would also reseed the GPUs
+        return self.dataset[index]
