@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from dukd_arch.ops import (AUGMENTATION_OPS, apply_augmentations, dihedral_flags, forward_padded,
-                           grid_tile_positions, invert_augmentations, matlab_imresize, pad_to_multiple,
-                           sample_augmentations, zoom_in, zoom_out)
+from dukd_arch.ops import (AUGMENTATION_OPS, apply_augmentations, DIHEDRAL_TRANSFORMS, forward_padded,
+                           grid_tile_positions, invert_augmentations, inverse_transform, matlab_imresize, pad_to_multiple,
+                           sample_augmentations, transform, zoom_in, zoom_out)
 
 
 def _all_flag_combinations(batch_repeat=1):
@@ -56,10 +56,13 @@ def test_transpose_of_non_square_is_a_clear_error():
         apply_augmentations(torch.rand(1, 3, 4, 6), torch.tensor([[False, False, False, True]]))
 
 
-def test_dihedral_flags_are_the_8_distinct_geometric_transforms():
+def test_dihedral_transforms_are_8_distinct_and_invertible_on_non_square():
     x = torch.rand(1, 1, 4, 4)
-    outs = {tuple(apply_augmentations(x, f).flatten().tolist()) for f in dihedral_flags(1)}
+    outs = {tuple(transform(x, ops).flatten().tolist()) for ops in DIHEDRAL_TRANSFORMS}
     assert len(outs) == 8
+    y = torch.rand(2, 3, 5, 7)
+    for ops in DIHEDRAL_TRANSFORMS:
+        assert torch.equal(inverse_transform(transform(y, ops), ops), y)
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4])

@@ -1,12 +1,13 @@
 """The method's tensor operations: pure functions on (N, C, H, W) tensors, no BasicSR dependency."""
-from .invertible_aug import (AUGMENTATION_OPS, apply_augmentations, dihedral_flags, invert_augmentations,
-                             sample_augmentations)
+from .invertible_aug import (AUGMENTATION_OPS, DIHEDRAL_TRANSFORMS, apply_augmentations, invert_augmentations,
+                             inverse_transform, sample_augmentations, transform)
 from .matlab_resize import matlab_imresize
 from .padding import forward_padded, pad_to_multiple, padding_needed
 from .upcycling import grid_tile_positions, zoom_in, zoom_out
 
 __all__ = [
-    'AUGMENTATION_OPS', 'apply_augmentations', 'invert_augmentations', 'sample_augmentations', 'dihedral_flags',
+    'AUGMENTATION_OPS', 'apply_augmentations', 'invert_augmentations', 'sample_augmentations', 'transform',
+    'inverse_transform', 'DIHEDRAL_TRANSFORMS',
     'matlab_imresize', 'pad_to_multiple', 'padding_needed', 'forward_padded', 'grid_tile_positions', 'zoom_in',
     'zoom_out'
 ]

@@ -55,10 +55,22 @@ def invert_augmentations(x: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     return _apply(x, flags, reversed(range(len(AUGMENTATION_OPS))))
 
 
-def dihedral_flags(batch: int) -> list:
-    """The 8 geometric transforms (flips x transpose, no colour inversion) as flag tensors for x8 ensembles."""
-    out = []
-    for code in range(8):
-        row = torch.tensor([False, bool(code & 1), bool(code & 2), bool(code & 4)])
-        out.append(row.expand(batch, -1).clone())
-    return out
+def transform(x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
+    """The named ops applied to the whole batch in ``AUGMENTATION_OPS`` order (shapes may change)."""
+    for op in AUGMENTATION_OPS:
+        if op in ops:
+            x = _OPS[op](x)
+    return x
+
+
+def inverse_transform(x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
+    """Undo ``transform(x, ops)``: the same ops in reverse order."""
+    for op in reversed(AUGMENTATION_OPS):
+        if op in ops:
+            x = _OPS[op](x)
+    return x
+
+
+# The 8 geometric transforms (dihedral group of the square) used by x8 self-ensemble.
+DIHEDRAL_TRANSFORMS = tuple(
+    tuple(op for bit, op in enumerate(('vflip', 'hflip', 'transpose')) if code >> bit & 1) for code in range(8))

@@ -50,9 +50,18 @@ def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
 
 
 def window_multiple(net: torch.nn.Module) -> int:
-    """Input sizes the network needs (SwinIR-style window attention): its ``window_size``, else 1."""
-    size = getattr(net, 'window_size', 1)
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
+    """Input sizes must be a multiple of this (window attention, e.g. SwinIR blocks): the largest
+    ``window_size`` found on the network or its submodules, else 1. Cached on the module."""
+    cached = getattr(net, '_dukd_window_multiple', None)
+    if cached is None:
+        cached = 1
+        for module in net.modules():
+            size = getattr(module, 'window_size', 1)
+            size = size[0] if isinstance(size, (tuple, list)) else size
+            if isinstance(size, int):
+                cached = max(cached, size)
+        net._dukd_window_multiple = cached
+    return cached
 
 
 @torch.no_grad()

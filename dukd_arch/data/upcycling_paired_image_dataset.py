@@ -1,0 +1,49 @@
+"""PairedImageDataset that also prepares DUKD's upcycled inputs on the data-loader workers."""
+from basicsr.data.paired_image_dataset import PairedImageDataset
+from basicsr.utils.registry import DATASET_REGISTRY
+
+from ..ops import zoom_in, zoom_out
+
+
+@DATASET_REGISTRY.register()
+class UpcyclingPairedImageDataset(PairedImageDataset):
+    """BasicSR's PairedImageDataset (disk / lmdb / meta_info, crop, flip, rot) plus, in the train phase:
+
+    * ``zoom_in`` (n, C, h, w): ``upcycling.zoom_in_tiles`` LR-sized tiles of the cropped HR patch, at
+      ``upcycling.positions`` ('grid': a random cell of the non-overlapping grid; 'random': any offset),
+      drawn per sample;
+    * ``zoom_out`` (C, h/s, w/s): the LR patch shrunk by the scale with MATLAB's antialiased bicubic.
+
+    Doing this on the workers keeps the CPU resize out of the training step. Every pair is checked:
+    an HR image that is not ``scale`` x its LR image is reported with both file names.
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        up = dict(opt.get('upcycling') or {})
+        unknown = set(up) - {'zoom_in_tiles', 'positions', 'zoom_out'}
+        if unknown:
+            raise ValueError(f'datasets.{opt.get("name")}.upcycling: unknown key(s) {sorted(unknown)}; '
+                             'known: zoom_in_tiles, positions, zoom_out')
+        self.zoom_in_tiles = int(up.get('zoom_in_tiles', 1))
+        self.positions = up.get('positions', 'grid')
+        self.with_zoom_out = bool(up.get('zoom_out', True))
+
+    def __getitem__(self, index):
+        paths = self.paths[index]
+        try:
+            item = super().__getitem__(index)
+        except ValueError as err:
+            raise ValueError(f"bad LR/HR pair {paths['lq_path']} / {paths['gt_path']}: {err}") from err
+        scale = self.opt['scale']
+        lq, gt = item['lq'], item['gt']
+        if gt.shape[-2] != lq.shape[-2] * scale or gt.shape[-1] != lq.shape[-1] * scale:
+            raise ValueError(f"bad LR/HR pair: {paths['gt_path']} is {gt.shape[-2]}x{gt.shape[-1]} but "
+                             f"{paths['lq_path']} is {lq.shape[-2]}x{lq.shape[-1]} at scale {scale}; "
+                             'regenerate the LR images (datasets/README.md) or fix the folders.')
+        if self.opt['phase'] == 'train':
+            if self.zoom_in_tiles > 0:
+                item['zoom_in'] = zoom_in(gt[None], lq.shape[-2:], self.zoom_in_tiles, self.positions)
+            if self.with_zoom_out:
+                item['zoom_out'] = zoom_out(lq[None], scale)[0]
+        return item

@@ -1,0 +1,197 @@
+"""Output knowledge distillation: the student learns from the GT and from a frozen teacher's output."""
+import math
+import os
+from collections import OrderedDict
+
+import torch
+
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
+from ..utils.checkpoint import atomic_save
+from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
+
+NONFINITE_POLICIES = ('error', 'skip')
+
+
+@MODEL_REGISTRY.register()
+class KDModel(SRModel):
+    """SRModel + a frozen teacher. ``L = pixel(S(x), y) + kd(S(x), T(x))``.
+
+    The teacher is built from ``network_t`` / ``path.pretrain_network_t`` only when training; it runs in
+    eval mode under ``no_grad``, is never wrapped in DDP/DataParallel, never saved and never resumed.
+    """
+
+    def __init__(self, opt):
+        self.scale = int(opt['scale'])
+        super().__init__(opt)
+
+    # ----------------------------------------------------------------------------------------- setup
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        policy = train_opt.get('nonfinite', 'error')
+        if policy not in NONFINITE_POLICIES:
+            raise ValueError(f'train.nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+        self.net_t = build_teacher(self.opt, self.device)
+        self._check_scales()
+        self.extra_trainable = {}
+        self.build_extra_modules()
+        for name, module in self.extra_trainable.items():
+            module.to(self.device)
+            path = self.opt['path'].get(f'pretrain_network_{name}')
+            if path is not None:
+                load_weights(module, path, 'params', True, option=f'path.pretrain_network_{name}')
+        super().init_training_settings()
+        kd_opt = train_opt.get('kd_opt')
+        self.cri_kd = build_loss(dict(kd_opt)).to(self.device) if kd_opt else None
+
+    def build_extra_modules(self):
+        """Hook: create trainable extras (e.g. feature adapters) in ``self.extra_trainable`` here."""
+
+    def _check_scales(self):
+        for label, net in (('teacher (network_t)', self.net_t), ('student (network_g)', self.get_bare_model(
+                self.net_g))):
+            found = probe_scale(net, self.device)
+            if found != self.scale:
+                raise ValueError(f'The {label} upscales x{found} but `scale: {self.scale}` is set. Use a '
+                                 f'x{self.scale} network (check `upscale`/`scale` in its options and checkpoint).')
+
+    def setup_optimizers(self):
+        optim_opt = dict(self.opt['train']['optim_g'])
+        optim_type = optim_opt.pop('type')
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        for module in self.extra_trainable.values():
+            params += [p for p in module.parameters() if p.requires_grad]
+        self.optimizer_g = self.get_optimizer(optim_type, params, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        if optim_type in ('Adam', 'AdamW'):
+            return getattr(torch.optim, optim_type)(params, lr, **kwargs)
+        raise ValueError(f'train.optim_g.type {optim_type!r} is not supported; use Adam or AdamW')
+
+    # ----------------------------------------------------------------------------------------- forwards
+    @torch.no_grad()
+    def teacher_forward(self, x):
+        return forward_padded(self.net_t, x, window_multiple(self.net_t), self.scale)
+
+    def student_forward(self, x, net=None):
+        net = self.net_g if net is None else net
+        return forward_padded(net, x, window_multiple(self.get_bare_model(net)), self.scale)
+
+    # ----------------------------------------------------------------------------------------- training
+    def compute_losses(self, current_iter):
+        self.output = self.student_forward(self.lq)
+        teacher_out = self.teacher_forward(self.lq) if self.cri_kd else None
+        return self.real_pair_losses(self.output, teacher_out)
+
+    def real_pair_losses(self, output, teacher_out):
+        """Pixel loss to the GT and output KD to the teacher on the real LR/HR pair."""
+        loss_dict = OrderedDict()
+        l_total = output.new_zeros(())
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(output, self.gt)
+            l_total = l_total + loss_dict['l_pix']
+        if self.cri_kd:
+            loss_dict['l_kd'] = self.cri_kd(output, teacher_out)
+            l_total = l_total + loss_dict['l_kd']
+        return l_total, loss_dict
+
+    def loss_is_finite(self, l_total, loss_dict, current_iter):
+        """Stop (or skip the step, ``train.nonfinite: skip``) on a non-finite loss instead of saving NaN weights."""
+        if math.isfinite(float(l_total.detach())):
+            return True
+        terms = ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in loss_dict.items())
+        if self.opt['train'].get('nonfinite', 'error') == 'skip':
+            get_root_logger().warning(f'iter {current_iter}: non-finite loss ({terms}); step skipped')
+            return False
+        raise FloatingPointError(f'iter {current_iter}: non-finite loss ({terms}). The last checkpoint is intact; '
+                                 'lower the learning rate, or set `train.nonfinite: skip` to skip such steps.')
+
+    def backward_step(self, l_total, loss_dict, current_iter):
+        if not self.loss_is_finite(l_total, loss_dict, current_iter):
+            self.optimizer_g.zero_grad(set_to_none=True)
+            return False
+        l_total.backward()
+        self.optimizer_g.step()
+        return True
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        l_total, loss_dict = self.compute_losses(current_iter)
+        loss_dict['l_total'] = l_total
+        stepped = self.backward_step(l_total, loss_dict, current_iter)
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if stepped and self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def model_ema(self, decay=0.999):
+        """basicsr averages parameters only; buffers (e.g. quantizer state) are copied as well."""
+        super().model_ema(decay)
+        ema_buffers = dict(self.net_g_ema.named_buffers())
+        for name, buf in self.get_bare_model(self.net_g).named_buffers():
+            ema_buffers[name].data.copy_(buf.data)
+
+    # ----------------------------------------------------------------------------------------- testing
+    def test(self):
+        """EMA weights when present, window padding, and x8 self-ensemble when ``val.self_ensemble``."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            if self.opt.get('val', {}).get('self_ensemble', False):
+                outs = [
+                    inverse_transform(self.student_forward(transform(self.lq, ops), net), ops)
+                    for ops in DIHEDRAL_TRANSFORMS
+                ]
+                self.output = torch.stack(outs).mean(0)
+            else:
+                self.output = self.student_forward(self.lq, net)
+        net.train(was_training)
+
+    # ----------------------------------------------------------------------------------------- saving
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        for name, module in getattr(self, 'extra_trainable', {}).items():
+            path = os.path.join(self.opt['path']['models'], f"net_{name}_{resume_state['iter']}.pth")
+            load_weights(module, path, 'params', True, option=f'extra module {name}')
+
+    def save(self, epoch, current_iter):
+        nets, keys = [self.net_g], ['params']
+        if hasattr(self, 'net_g_ema'):
+            nets, keys = [self.net_g, self.net_g_ema], ['params', 'params_ema']
+        self.save_network(nets, 'net_g', current_iter, param_key=keys)
+        for name, module in getattr(self, 'extra_trainable', {}).items():
+            self.save_network(module, f'net_{name}', current_iter)
+        self.save_training_state(epoch, current_iter)
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """Atomic: a kill mid-save leaves the previous file loadable."""
+        label = 'latest' if current_iter == -1 else current_iter
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        save_dict = {
+            key: OrderedDict((k, v.detach().cpu()) for k, v in self.get_bare_model(n).state_dict().items())
+            for n, key in zip(nets, keys)
+        }
+        atomic_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+        }
+        atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+MODEL_REGISTRY._do_register('BaseKD', KDModel)  # the authors' name for output KD

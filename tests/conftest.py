@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny networks, tiny teachers and tiny paired image folders made on the fly."""
+import copy
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import dukd_arch  # noqa: F401  (registers everything)
+from basicsr.archs.edsr_arch import EDSR
+from dukd_arch.ops import matlab_imresize
+
+SCALE = 2
+TINY_EDSR = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': SCALE}
+TINY_TEACHER = {**TINY_EDSR, 'num_feat': 12, 'num_block': 2}
+
+
+def smooth_image(rng, h, w):
+    """A natural-ish image: blurred noise plus gradients, uint8 HWC."""
+    img = rng.random((h // 4 + 2, w // 4 + 2, 3)).astype(np.float32)
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = 0.6 * img + 0.4 * np.stack([yy, xx, 1 - yy], -1)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def write_pairs(root, n, size, scale=SCALE, seed=0):
+    """``root/HR/*.png`` and MATLAB-bicubic ``root/LR/*.png``."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, 'HR'), exist_ok=True)
+    os.makedirs(os.path.join(root, 'LR'), exist_ok=True)
+    for i in range(n):
+        hr = smooth_image(rng, size, size)
+        lr = matlab_imresize(torch.from_numpy(hr).permute(2, 0, 1).double() / 255, 1 / scale)
+        lr = (lr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        cv2.imwrite(os.path.join(root, 'HR', f'{i:03d}.png'), hr)
+        cv2.imwrite(os.path.join(root, 'LR', f'{i:03d}.png'), lr)
+    return os.path.join(root, 'HR'), os.path.join(root, 'LR')
+
+
+def save_teacher(path, net_opt=TINY_TEACHER, seed=0, key='params'):
+    torch.manual_seed(seed)
+    kwargs = {k: v for k, v in net_opt.items() if k != 'type'}
+    net = EDSR(**kwargs)
+    torch.save({key: net.state_dict()} if key else net.state_dict(), path)
+    return net
+
+
+def make_opt(tmp_path, model_type='DUKD', train_extra=None, **overrides):
+    """A complete in-memory options dict for build_model (what parse_options would produce)."""
+    teacher = str(tmp_path / 'teacher.pth')
+    if not os.path.exists(teacher):
+        save_teacher(teacher)
+    opt = {
+        'name': 'unit', 'model_type': model_type, 'scale': SCALE, 'num_gpu': 0, 'dist': False, 'rank': 0,
+        'world_size': 1, 'is_train': True, 'manual_seed': 0,
+        'network_g': copy.deepcopy(TINY_EDSR), 'network_t': copy.deepcopy(TINY_TEACHER),
+        'path': {'pretrain_network_t': teacher, 'models': str(tmp_path / 'models'),
+                 'training_states': str(tmp_path / 'states'), 'experiments_root': str(tmp_path)},
+        'datasets': {'train': {'gt_size': 16}},
+        'train': {
+            'ema_decay': 0.999,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+            'total_iter': 10, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+            'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+            'dukd_opt': {'zoom_in': 1, 'zoom_out': True, 'label_consistency': {'prob': 0.3}},
+        },
+        'val': {'metrics': None},
+    }
+    opt['train'].update(train_extra or {})
+    for key, value in overrides.items():
+        opt[key] = value
+    return opt
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 3, 16, 16, generator=g)
+    lq = matlab_imresize(gt, 1 / SCALE).clamp(0, 1)
+    return {'lq': lq, 'gt': gt}
