@@ -93,6 +93,11 @@ def _as_size(value) -> Optional[Tuple[int, int]]:
 class FeatureTaps:
     """Records the outputs of named modules of one network during ``capture()``.
 
+    Only the network's *first* forward inside a capture block is recorded (in DUKD the first student
+    and teacher calls are the batched ones that start with the real LR patch); later forwards in the
+    block, e.g. on zoom-out inputs, run untouched. ``batch_limit`` keeps only the first samples of
+    each feature (the real pair of a batch concatenated with upcycled inputs).
+
     Example::
 
         taps = FeatureTaps(net_g, ['body.7', 'body.15'], role='student')
@@ -109,11 +114,20 @@ class FeatureTaps:
             raise ValueError(f'{role} layer names repeat: {self.names}; list each module once')
         self.modules = [resolve_module(self.net, n, role) for n in self.names]
         self._store: Dict[str, torch.Tensor] = OrderedDict()
-        self._input_size: Optional[Tuple[int, int]] = None
+        self._calls = 0
+        self.batch_limit: Optional[int] = None
+        self.input: Optional[torch.Tensor] = None  # what the network received in the recorded forward
+        self.output: Optional[torch.Tensor] = None  # and what it returned
+
+    @property
+    def captured(self) -> bool:
+        return self._calls > 0
 
     def _hook(self, name: str):
 
         def hook(module, args, output):
+            if self._calls != 1:
+                return
             if isinstance(output, (tuple, list)):
                 output = output[0]
             if not torch.is_tensor(output):
@@ -121,10 +135,11 @@ class FeatureTaps:
             if name in self._store:
                 raise RuntimeError(f"{self.role} module '{name}' ran twice in one forward; its feature is ambiguous. "
                                    'Tap a module that runs once (e.g. a block of the body, not a shared activation).')
-            feat = output.clone()  # later in-place ops (EDSR/RCAN `res += x`) must not change what we saw
+            feat = output if self.batch_limit is None else output[:self.batch_limit]
+            feat = feat.clone()  # later in-place ops (EDSR/RCAN `res += x`) must not change what we saw
             if feat.dim() == 3:
                 size = _as_size(args[1]) if len(args) > 1 else None
-                feat = tokens_to_map(feat, size or self._input_size, name)
+                feat = tokens_to_map(feat, size or tuple(self.input.shape[-2:]), name)
             if feat.dim() != 4:
                 raise ValueError(f"{self.role} module '{name}' returned a {tuple(output.shape)} tensor; feature "
                                  'distillation needs (B, C, H, W) maps or (B, H*W, C) tokens')
@@ -133,14 +148,21 @@ class FeatureTaps:
         return hook
 
     def _record_input(self, module, args):
-        self._input_size = tuple(args[0].shape[-2:])
+        self._calls += 1
+        if self._calls == 1:
+            self.input = args[0]
+
+    def _record_output(self, module, args, output):
+        if self._calls == 1 and self.output is None:
+            self.output = output
 
     @contextlib.contextmanager
-    def capture(self):
+    def capture(self, batch_limit: Optional[int] = None):
         """Hooks live only inside this block; the previous capture's features are dropped on entry."""
-        self._store.clear()
-        self._input_size = None
-        handles = [self.net.register_forward_pre_hook(self._record_input)]
+        self.clear()
+        self.batch_limit = batch_limit
+        handles = [self.net.register_forward_pre_hook(self._record_input),
+                   self.net.register_forward_hook(self._record_output)]
         handles += [m.register_forward_hook(self._hook(n)) for n, m in zip(self.names, self.modules)]
         try:
             yield self
@@ -154,14 +176,16 @@ class FeatureTaps:
         ``crop=(h, w)``: the unpadded input size; maps computed on a window-padded input are cut back
         to the real content (padding is bottom/right), scaled for maps at other resolutions.
         """
+        if not self.captured:
+            raise RuntimeError(f'the {self.role} did not run inside the capture block')
         missing = [n for n in self.names if n not in self._store]
         if missing:
             raise RuntimeError(f'{self.role} modules {missing} did not run in the captured forward; '
                                'tap modules that are on the forward path')
         feats = [self._store[n] for n in self.names]
-        if crop is None or self._input_size is None or tuple(crop) == tuple(self._input_size):
+        ih, iw = self.input.shape[-2:]
+        if crop is None or (tuple(crop) == (ih, iw)):
             return feats
-        ih, iw = self._input_size
         out = []
         for f in feats:
             fh, fw = f.shape[-2:]
@@ -173,6 +197,8 @@ class FeatureTaps:
 
     def clear(self):
         self._store.clear()
+        self._calls = 0
+        self.input = self.output = None
 
 
 @contextlib.contextmanager
