@@ -22,11 +22,15 @@ class FitNetLoss(FeatureLoss):
         student_channels / teacher_channels: channels of each tapped feature (filled in by the model
             from a probe forward; give them yourself when using the loss on its own).
         criterion: 'l2' (mean squared error, FitNet) or 'l1'.
+        normalize: divide each pair's error by the teacher feature's mean square (l2) / mean absolute
+            value (l1), detached: a relative error, so one loss_weight suits teachers whose features live
+            on very different scales (EDSR/RCAN work at img_range 255, SwinIR at 1). false: plain FitNet.
     """
     needs_channels = True
 
     def __init__(self, loss_weight: float = 1.0, student_channels: Sequence[int] = None,
-                 teacher_channels: Sequence[int] = None, criterion: str = 'l2'):
+                 teacher_channels: Sequence[int] = None, criterion: str = 'l2',
+                 normalize: bool = True):
         super().__init__(loss_weight)
         if student_channels is None or teacher_channels is None:
             raise ValueError('FitNetLoss needs student_channels and teacher_channels (one per layer pair) to build '
@@ -36,6 +40,7 @@ class FitNetLoss(FeatureLoss):
         if criterion not in ('l1', 'l2'):
             raise ValueError(f"FitNetLoss criterion must be 'l1' or 'l2', got {criterion!r}")
         self.criterion = criterion
+        self.normalize = bool(normalize)
         self.adapters = nn.ModuleList(
             nn.Conv2d(int(cs), int(ct), kernel_size=1) for cs, ct in zip(student_channels, teacher_channels))
 
@@ -48,5 +53,7 @@ class FitNetLoss(FeatureLoss):
                              f'channels but the features have {student.shape[1]} -> {teacher.shape[1]}')
         regressed = adapter(student)
         if self.criterion == 'l2':
-            return F.mse_loss(regressed, teacher)
-        return F.l1_loss(regressed, teacher)
+            loss, scale = F.mse_loss(regressed, teacher), teacher.pow(2).mean()
+        else:
+            loss, scale = F.l1_loss(regressed, teacher), teacher.abs().mean()
+        return loss / scale.clamp(min=1e-12) if self.normalize else loss
