@@ -1,10 +1,13 @@
 """Feature distillation: taps, layer maps, the feature losses, and their integration into the KD models."""
 import copy
+import glob
 import os
 
 import pytest
 import torch
+import yaml
 
+from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.archs.swinir_arch import SwinIR
@@ -12,12 +15,14 @@ from basicsr.losses import build_loss
 from basicsr.models import build_model
 from conftest import SCALE, TINY_TEACHER, make_opt, save_teacher
 from dukd_arch.losses.fakd_loss import spatial_affinity
+from dukd_arch.models.feature_kd_model import build_feature_terms
 from dukd_arch.losses.rkd_loss import _gram, pairwise_distances, triplet_cosines
 from dukd_arch.ops import forward_padded
 from dukd_arch.utils.checkpoint import read_checkpoint
 from dukd_arch.utils.feature_taps import (FeatureTaps, UnknownLayerError, default_layer_map, parse_layer_map,
                                           probe_feature_shapes)
 
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 EQUAL_WIDTH_TEACHER = {**TINY_TEACHER, 'num_feat': 8}  # same width as the tiny student: CrossKD works
 
 
@@ -265,3 +270,39 @@ def test_swinir_pair_on_sizes_that_need_window_padding(tmp_path):
     model.optimize_parameters(1)
     log = model.get_current_log()
     assert log['l_fakd'] > 0 and log['l_crosskd'] > 0
+
+
+# --------------------------------------------------------------------------------------------------- option files
+def _network_for_parsing(net_opt):
+    """The options' network at real size on the meta device; SwinIR (no meta) with the same stage count, tiny."""
+    net_opt = dict(net_opt)
+    if net_opt['type'] == 'SwinIR':
+        n = len(net_opt['depths'])
+        net_opt.update(depths=[1] * n, num_heads=[2] * n, embed_dim=12)
+        return build_network(net_opt), 'cpu'
+    with torch.device('meta'):
+        return build_network(net_opt), 'meta'
+
+
+def test_every_feature_kd_option_file_resolves_on_its_published_pair():
+    files = sorted(glob.glob(os.path.join(REPO, 'options', '*.yml')))
+    checked, nets = 0, {}
+    for path in files:
+        with open(path) as f:
+            opt = yaml.safe_load(f)
+        if 'feature_kd_opt' not in opt['train']:
+            continue
+        assert opt['model_type'] in ('FeatureKDModel', 'FeatureDUKDModel'), path
+        for key in ('network_g', 'network_t'):  # many files share a pair: build each network once
+            spec = yaml.safe_dump(opt[key])
+            if spec not in nets:
+                nets[spec] = _network_for_parsing(opt[key])
+        student, device = nets[yaml.safe_dump(opt['network_g'])]
+        teacher, _ = nets[yaml.safe_dump(opt['network_t'])]
+        terms, _, _ = build_feature_terms(opt['train']['feature_kd_opt'], student, teacher, device, option=path)
+        assert terms and all(t.pairs for t in terms), path
+        if opt['network_g']['type'] == 'EDSR' and terms[0].loss.__class__.__name__ == 'FitNetLoss':
+            adapter = terms[0].loss.adapters[0]
+            assert (adapter.in_channels, adapter.out_channels) == (64, 256), path
+        checked += 1
+    assert checked >= 12

@@ -51,6 +51,7 @@ class FeatureTerm:
     loss: nn.Module
     pairs: List[Tuple[str, str]]
     cross: bool
+    index: int  # position in feature_kd_opt: names the saved file of trainable parts
 
 
 def _log_name(loss_type: str, taken: set) -> str:
@@ -70,6 +71,71 @@ def _probe_size(*nets: nn.Module, at_least: int = 16) -> int:
     return -(-at_least // multiple) * multiple
 
 
+def build_feature_terms(entries, student: nn.Module, teacher: nn.Module, device=None,
+                        option: str = f'train.{OPTION}') -> Tuple[List[FeatureTerm], List[str], List[str]]:
+    """Parse ``feature_kd_opt`` entries against the two networks: layer maps resolved, feature shapes probed
+    (one tiny forward of each network), losses built (FitNet adapters sized by the probed channels).
+
+    Returns the terms and the student / teacher module names to tap (the teacher modules that CrossKD
+    replaces are not tapped). Every problem is reported here, before training starts.
+    """
+    if isinstance(entries, dict):
+        entries = [entries]
+    parsed = []
+    s_names, t_names = [], []
+    for i, entry in enumerate(entries):
+        entry = dict(entry)
+        loss_type = entry.get('type')
+        if loss_type is None:
+            raise ValueError(f'{option}[{i}] has no `type` (e.g. FAKDLoss, FitNetLoss, AttentionTransferLoss, '
+                             'RKDLoss, CrossKDLoss)')
+        loss_cls = LOSS_REGISTRY.get(loss_type)
+        cross = getattr(loss_cls, 'crosses_teacher', False)
+        layers = entry.pop('layers', None)
+        num_pairs = int(entry.pop('num_pairs', 4))
+        if cross:
+            pairs = parse_layer_map(CROSSKD_DEFAULT_LAYERS if layers in (None, 'default') else layers, student,
+                                    teacher)
+            if len(pairs) != 1:
+                raise ValueError(f'{option}[{i}] ({loss_type}) takes exactly one layer pair '
+                                 '{student_module: teacher_module}: the teacher module whose output the '
+                                 f'student feature replaces; got {pairs}')
+        else:
+            pairs = parse_layer_map(layers, student, teacher, num_pairs)
+        for s, t in pairs:
+            if s not in s_names:
+                s_names.append(s)
+            if t not in t_names and not cross:
+                t_names.append(t)
+        parsed.append((i, entry, loss_cls, pairs, cross))
+
+    size = _probe_size(student, teacher)
+    s_shapes = dict(zip(s_names, probe_feature_shapes(student, s_names, size, 'student', device)))
+    t_all = t_names + [t for *_, pairs, cross in parsed if cross for _, t in pairs if t not in t_names]
+    t_shapes = dict(zip(t_all, probe_feature_shapes(teacher, t_all, size, 'teacher', device)))
+
+    terms, taken = [], set()
+    for i, entry, loss_cls, pairs, cross in parsed:
+        where = f'{option}[{i}] ({entry["type"]})'
+        if getattr(loss_cls, 'needs_channels', False):
+            entry['student_channels'] = [s_shapes[s][0] for s, _ in pairs]
+            entry['teacher_channels'] = [t_shapes[t][0] for _, t in pairs]
+        for s, t in pairs:
+            if cross and s_shapes[s] != t_shapes[t]:
+                raise ValueError(f"{where}: student '{s}' gives {s_shapes[s]} features but teacher '{t}' "
+                                 f'gives {t_shapes[t]}; CrossKD needs equal (C, H, W) (pairs of equal width). '
+                                 'For unequal widths use FitNetLoss.')
+            if not cross and getattr(loss_cls, 'needs_same_size', True) and s_shapes[s][1:] != t_shapes[t][1:]:
+                raise ValueError(f"{where}: student '{s}' works at {s_shapes[s][1:]} but teacher '{t}' at "
+                                 f'{t_shapes[t][1:]} (on a {size}px probe); pair layers of equal resolution')
+        if cross and window_multiple(student) != window_multiple(teacher):
+            raise ValueError(f'{where}: student and teacher pad inputs to different window multiples '
+                             f'({window_multiple(student)} vs {window_multiple(teacher)}), so their features '
+                             'differ in size; CrossKD needs the same padding')
+        terms.append(FeatureTerm(_log_name(entry['type'], taken), build_loss(entry), pairs, cross, i))
+    return terms, s_names, t_names
+
+
 class FeatureKDMixin:
     """Adds ``train.feature_kd_opt`` terms to a KDModel subclass's real-pair losses."""
 
@@ -81,69 +147,14 @@ class FeatureKDMixin:
             raise ValueError(f"model_type {self.opt['model_type']} needs `train.{OPTION}`, e.g. "
                              '{type: FAKDLoss, loss_weight: 1.0} (layers default to the stage map), '
                              'or use model_type KDModel / DUKDModel without feature distillation.')
-        if isinstance(entries, dict):
-            entries = [entries]
         student, teacher = self.get_bare_model(self.net_g), self.net_t
-
-        parsed = []
-        s_names, t_names = [], []
-        for i, entry in enumerate(entries):
-            entry = dict(entry)
-            loss_type = entry.get('type')
-            if loss_type is None:
-                raise ValueError(f'train.{OPTION}[{i}] has no `type` (e.g. FAKDLoss, FitNetLoss, '
-                                 'AttentionTransferLoss, RKDLoss, CrossKDLoss)')
-            loss_cls = LOSS_REGISTRY.get(loss_type)
-            cross = getattr(loss_cls, 'crosses_teacher', False)
-            layers = entry.pop('layers', None)
-            num_pairs = int(entry.pop('num_pairs', 4))
-            if cross:
-                pairs = parse_layer_map(CROSSKD_DEFAULT_LAYERS if layers in (None, 'default') else layers, student,
-                                        teacher)
-                if len(pairs) != 1:
-                    raise ValueError(f'train.{OPTION}[{i}] ({loss_type}) takes exactly one layer pair '
-                                     '{student_module: teacher_module}: the teacher module whose output the '
-                                     f'student feature replaces; got {pairs}')
-            else:
-                pairs = parse_layer_map(layers, student, teacher, num_pairs)
-            for s, t in pairs:
-                if s not in s_names:
-                    s_names.append(s)
-                if t not in t_names and not cross:
-                    t_names.append(t)
-            parsed.append((i, entry, loss_cls, pairs, cross))
-
-        size = _probe_size(student, teacher)
-        s_shapes = dict(zip(s_names, probe_feature_shapes(student, s_names, size, 'student', self.device)))
-        t_all = t_names + [t for *_, pairs, cross in parsed if cross for _, t in pairs if t not in t_names]
-        t_shapes = dict(zip(t_all, probe_feature_shapes(teacher, t_all, size, 'teacher', self.device)))
-
-        self.feature_terms, taken = [], set()
-        for i, entry, loss_cls, pairs, cross in parsed:
-            where = f'train.{OPTION}[{i}] ({entry["type"]})'
-            if getattr(loss_cls, 'needs_channels', False):
-                entry['student_channels'] = [s_shapes[s][0] for s, _ in pairs]
-                entry['teacher_channels'] = [t_shapes[t][0] for _, t in pairs]
-            for s, t in pairs:
-                if cross and s_shapes[s] != t_shapes[t]:
-                    raise ValueError(f"{where}: student '{s}' gives {s_shapes[s]} features but teacher '{t}' "
-                                     f'gives {t_shapes[t]}; CrossKD needs equal (C, H, W) (pairs of equal width). '
-                                     'For unequal widths use FitNetLoss.')
-                if not cross and getattr(loss_cls, 'needs_same_size', True) and s_shapes[s][1:] != t_shapes[t][1:]:
-                    raise ValueError(f"{where}: student '{s}' works at {s_shapes[s][1:]} but teacher '{t}' at "
-                                     f'{t_shapes[t][1:]} (on a {size}px probe); pair layers of equal resolution')
-            if cross and window_multiple(student) != window_multiple(teacher):
-                raise ValueError(f'{where}: student and teacher pad inputs to different window multiples '
-                                 f'({window_multiple(student)} vs {window_multiple(teacher)}), so their features '
-                                 'differ in size; CrossKD needs the same padding')
-            loss = build_loss(entry).to(self.device)
-            term = FeatureTerm(_log_name(entry['type'], taken), loss, pairs, cross)
-            self.feature_terms.append(term)
-            if any(p.requires_grad for p in loss.parameters()):
-                self.extra_trainable[f'feature_kd_{i}'] = loss
-            get_root_logger().info(f'Feature KD {term.log_name}: {entry["type"]} on '
-                                   + ', '.join(f'{s} -> {t}' for s, t in pairs))
-
+        self.feature_terms, s_names, t_names = build_feature_terms(entries, student, teacher, self.device)
+        for term in self.feature_terms:
+            term.loss.to(self.device)
+            if any(p.requires_grad for p in term.loss.parameters()):
+                self.extra_trainable[f'feature_kd_{term.index}'] = term.loss
+            get_root_logger().info(f'Feature KD {term.log_name}: {term.loss.__class__.__name__} on '
+                                   + ', '.join(f'{s} -> {t}' for s, t in term.pairs))
         self.student_taps = FeatureTaps(student, s_names, 'student')
         self.teacher_taps = FeatureTaps(teacher, t_names, 'teacher')
 
