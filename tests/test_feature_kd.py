@@ -306,3 +306,36 @@ def test_every_feature_kd_option_file_resolves_on_its_published_pair():
             assert (adapter.in_channels, adapter.out_channels) == (64, 256), path
         checked += 1
     assert checked >= 12
+
+
+DDP_SCRIPT = """
+import importlib.util, sys, torch, torch.distributed as dist
+spec = importlib.util.spec_from_file_location('grad_sync', {path!r})  # torch only: no basicsr import cost
+grad_sync = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(grad_sync)
+rank = int(sys.argv[1])
+dist.init_process_group('gloo', init_method='tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+adapter = torch.nn.Conv2d(2, 3, 1)
+grad_sync.average_gradients_across_ranks(adapter)
+adapter(torch.full((1, 2, 2, 2), float(rank + 1))).sum().backward()  # local grads 4 and 8 per weight
+print('GRAD', adapter.weight.grad.flatten().tolist())
+dist.destroy_process_group()
+"""
+
+
+def test_adapter_gradients_are_averaged_across_ranks(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    script = tmp_path / 'ddp.py'
+    script.write_text(DDP_SCRIPT.format(path=os.path.join(REPO, 'dukd_arch', 'utils', 'grad_sync.py'), port=port))
+    procs = [subprocess.Popen([sys.executable, str(script), str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        grads = [line for line in out.splitlines() if line.startswith('GRAD')]
+        assert grads == ['GRAD [6.0, 6.0, 6.0, 6.0, 6.0, 6.0]']
