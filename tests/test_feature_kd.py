@@ -192,7 +192,8 @@ def test_each_feature_loss_trains_the_tapped_student_layer_and_its_adapters(tmp_
 
 
 def test_adapters_are_optimised_saved_and_resumed(tmp_path):
-    entry = [{'type': 'FAKDLoss', 'layers': {'body.0': 'body.1'}}, {'type': 'FitNetLoss', 'layers': {'body.0': 'body.0'}}]
+    entry = [{'type': 'FAKDLoss', 'layers': {'body.0': 'body.1'}},
+             {'type': 'FitNetLoss', 'layers': {'body.0': 'body.0'}}]
     model = _feature_model(tmp_path, entry)
     adapters = model.extra_trainable['feature_kd_1']
     assert list(model.extra_trainable) == ['feature_kd_1']  # FAKD has nothing to train

@@ -36,7 +36,8 @@ class FitNetLoss(FeatureLoss):
             raise ValueError('FitNetLoss needs student_channels and teacher_channels (one per layer pair) to build '
                              'its adapters; the feature-KD models fill them in from the layer map')
         if len(student_channels) != len(teacher_channels):
-            raise ValueError(f'FitNetLoss: {len(student_channels)} student but {len(teacher_channels)} teacher channels')
+            raise ValueError(f'FitNetLoss: {len(student_channels)} student but {len(teacher_channels)} teacher '
+                             'channel counts; give one per layer pair')
         if criterion not in ('l1', 'l2'):
             raise ValueError(f"FitNetLoss criterion must be 'l1' or 'l2', got {criterion!r}")
         self.criterion = criterion

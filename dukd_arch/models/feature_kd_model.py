@@ -23,7 +23,6 @@ the student, saved as ``net_feature_kd_<i>_<iter>.pth``, reloaded on resume.
 """
 import contextlib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -42,7 +41,6 @@ from .dukd_model import DUKDModel
 from .kd_model import KDModel
 
 OPTION = 'feature_kd_opt'
-_MODEL_KEYS = ('layers', 'num_pairs')  # consumed here, not passed to the loss constructor
 CROSSKD_DEFAULT_LAYERS = {'conv_after_body': 'conv_after_body'}
 
 
