@@ -11,8 +11,9 @@ SwinIR stages (``layers.{i}``, RSTB) return tokens (B, L, C). They are reshaped 
 with the ``x_size`` the stage was called with, i.e. the real (window-padded) input size; for
 other token outputs the size of the input the whole network received is used.
 
-Hooks exist only inside ``FeatureTaps.capture()``: outside it the networks run untouched, so
-zoom-in/zoom-out forwards, validation and EMA copies pay nothing.
+Hooks exist only inside ``FeatureTaps.capture()`` and record only the network's first forward
+there: validation, EMA copies and forwards outside a capture run untouched, and later forwards inside
+one (DUKD's zoom-out) store nothing.
 """
 import contextlib
 import difflib
