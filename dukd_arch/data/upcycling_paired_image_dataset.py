@@ -1,4 +1,6 @@
 """PairedImageDataset that also prepares DUKD's upcycled inputs on the data-loader workers."""
+import os
+
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.registry import DATASET_REGISTRY
 
@@ -19,6 +21,10 @@ class UpcyclingPairedImageDataset(PairedImageDataset):
     """
 
     def __init__(self, opt):
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if not os.path.exists(opt[key]):
+                raise FileNotFoundError(f"datasets.{opt.get('name')}.{key}: {opt[key]!r} does not exist. "
+                                        'Prepare the data as in datasets/README.md or fix the path.')
         super().__init__(opt)
         up = dict(opt.get('upcycling') or {})
         unknown = set(up) - {'zoom_in_tiles', 'positions', 'zoom_out'}

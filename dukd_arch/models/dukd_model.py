@@ -40,6 +40,12 @@ class DUKDModel(KDModel):
     def _check_upcycling_fits(self):
         """Fail before the first iteration when the configured upcycling cannot work with these patches."""
         train_set = self.opt.get('datasets', {}).get('train', {})
+        if train_set.get('type') == 'UpcyclingPairedImageDataset':
+            data_tiles = int((train_set.get('upcycling') or {}).get('zoom_in_tiles', 1))
+            if data_tiles not in (0, self.dukd.zoom_in_tiles):
+                raise ValueError(f'datasets.train.upcycling.zoom_in_tiles={data_tiles} but train.dukd_opt asks for '
+                                 f'{self.dukd.zoom_in_tiles} zoom-in tiles: make them equal (or 0 to cut tiles on '
+                                 'the device).')
         gt_size = train_set.get('gt_size')
         if gt_size is None:
             return
