@@ -7,7 +7,6 @@ import os
 import sys
 from os import path as osp
 
-import torch
 import torchvision.transforms.functional as _tv_functional
 
 # basicsr.data.degradations imports torchvision.transforms.functional_tensor, removed in torchvision 0.17.
