@@ -83,6 +83,8 @@ def test_train_resume_and_test(workspace, tmp_path_factory):
     assert (models / 'net_g_4.pth').exists() and (models / 'net_g_latest.pth').exists()
     assert not list(models.glob('net_t_*'))  # the teacher is never saved
     assert not list(models.glob('.*.tmp'))  # no leftover temporary files from atomic saves
+    card = (root / 'experiments' / 'e2e' / 'model_card.md').read_text()
+    assert 'student' in card and 'teacher' in card
     ckpt = torch.load(models / 'net_g_4.pth', weights_only=True)
     assert set(ckpt) == {'params', 'params_ema'}
 

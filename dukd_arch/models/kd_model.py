@@ -10,6 +10,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from ..card import write_model_card
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save
@@ -218,6 +219,15 @@ class KDModel(SRModel):
         for name, module in getattr(self, 'extra_trainable', {}).items():
             self.save_network(module, f'net_{name}', current_iter)
         self.save_training_state(epoch, current_iter)
+        if current_iter == -1 and self.opt.get('rank', 0) == 0 and self.opt['train'].get('model_card', True):
+            self.write_model_card()
+
+    def write_model_card(self):
+        """End of training: parameters, FLOPs and latency of student (EMA) and teacher, as Markdown."""
+        path = os.path.join(self.opt['path']['experiments_root'], 'model_card.md')
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        write_model_card(self.opt, net, self.net_t, path, repeats=5, metrics=False)
+        get_root_logger().info(f'Model card written to {path}')
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):

@@ -4,12 +4,14 @@ The teacher only ever produces labels: eval mode, no gradients, never wrapped in
 with the student and never touched by resume.
 """
 import logging
+import os
 
 import torch
 
 from basicsr.archs import build_network
 
 from .checkpoint import check_state_dict, extract_state_dict, read_checkpoint
+from .rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 logger = logging.getLogger('basicsr')
 
@@ -19,9 +21,25 @@ def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool =
     """Load ``path`` into ``net`` safely; returns the param key used. Errors name the file and the fix."""
     ckpt = read_checkpoint(path, what=f'checkpoint for {option}')
     state, used = extract_state_dict(ckpt, param_key, path)
+    if is_original_rcan(state) and 'head.0.weight' not in net.state_dict():
+        state = _convert_original_rcan(net, state, path)
     check_state_dict(net, state, path, option, strict=strict)
     net.load_state_dict(state, strict=strict)
     return used
+
+
+def _convert_original_rcan(net: torch.nn.Module, state, path: str):
+    """Original RCAN release (EDSR-PyTorch names) into a BasicSR RCAN: rename keys, check the mean."""
+    state, file_mean = convert_rcan_state_dict(state, path)
+    logger.info(f'{path}: original RCAN checkpoint (EDSR-PyTorch key names) converted to BasicSR RCAN keys '
+                f'({len(state)} tensors; MeanShift layers dropped).')
+    net_mean = getattr(net, 'mean', None)
+    if file_mean is not None and torch.is_tensor(net_mean):
+        ours = tuple(net_mean.flatten().tolist())
+        if len(ours) == len(file_mean) and max(abs(a - b) for a, b in zip(ours, file_mean)) > 1e-3:
+            logger.warning(f'{path} was trained with RGB mean {file_mean}, the network uses {ours}: set '
+                           f'`rgb_mean: {list(file_mean)}` in the teacher options for identical outputs.')
+    return state
 
 
 def freeze(net: torch.nn.Module) -> torch.nn.Module:
@@ -39,7 +57,13 @@ def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
     net = build_network(dict(opt['network_t']))
     path_opt = opt.get('path', {})
     load_path = path_opt.get('pretrain_network_t')
-    if load_path is not None:
+    if getattr(net, 'loads_own_weights', False) and load_path is not None:
+        own_path = getattr(net, 'path', None)
+        if own_path is None or os.path.abspath(own_path) != os.path.abspath(load_path):
+            raise ValueError(f'`network_t: type: {net.__class__.__name__}` reads its weights from its own `path:` '
+                             f'({own_path}); `path.pretrain_network_t` ({load_path}) would be ignored. '
+                             'Remove `pretrain_network_t` or make both point at the same file.')
+    elif load_path is not None:
         used = load_weights(net, load_path, path_opt.get('param_key_t'), path_opt.get('strict_load_t', True))
         logger.info(f'Teacher {net.__class__.__name__} loaded from {load_path} '
                     f"(param key: {used or 'bare state dict'}).")

@@ -1,0 +1,333 @@
+"""Real-world distillation on CPU with tiny networks: degradation, queue, models, checkpoints."""
+import copy
+import os
+import re
+from os import path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from basicsr.archs.rrdbnet_arch import RRDBNet
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from basicsr.utils import USMSharp as BasicsrUSMSharp
+from conftest import make_opt, smooth_image
+from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
+from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
+                                         TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels)
+
+SCALE = 4
+TINY_RRDB_T = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': SCALE, 'num_feat': 8, 'num_block': 1,
+               'num_grow_ch': 4}
+TINY_RRDB_S = {**TINY_RRDB_T, 'num_feat': 4}
+# published settings, but milder first-order downscaling so that 48-px test images can be degraded
+TEST_DEGRADATION = {**REAL_ESRGAN_DEGRADATION, 'resize_range': [0.5, 1.5]}
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _kernels(batch, seed=0):
+    import random
+    random.seed(seed)
+    np.random.seed(seed)
+    draws = [sample_kernels(REAL_ESRGAN_KERNELS) for _ in range(batch)]
+    return {k: torch.stack([d[k] for d in draws]) for k in draws[0]}
+
+
+def _batch(seed, batch=2, size=48):
+    g = torch.Generator().manual_seed(seed)
+    return {'gt': torch.rand(batch, 3, size, size, generator=g), **_kernels(batch, seed)}
+
+
+# ------------------------------------------------------------------------------------------ degradation
+def test_pipeline_is_deterministic_under_a_seed_and_leaves_global_rng_alone():
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    data = _batch(0, size=80)
+    gt = data['gt'].contiguous(memory_format=torch.channels_last)  # BasicSR's filter2D broke on these on CPU
+    ks = (data['kernel1'], data['kernel2'], data['sinc_kernel'])
+    state = torch.get_rng_state()
+    a, b = deg(gt, *ks, seed=7), deg(gt, *ks, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, deg(gt, *ks, seed=8))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(deg(gt, *ks, generator=g1), deg(gt, *ks, generator=g2))
+    assert a.shape == (2, 3, 20, 20)
+    assert a.min() >= 0 and a.max() <= 1 and torch.equal(a * 255, (a * 255).round())  # 8-bit values
+
+
+def test_pipeline_follows_the_module_device_and_dtype_of_inputs():
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE).to('cpu')
+    data = _batch(1, size=80)
+    out = deg(data['gt'], data['kernel1'].double(), data['kernel2'], data['sinc_kernel'], seed=0)
+    assert out.device == data['gt'].device and out.dtype == data['gt'].dtype
+
+
+def test_bad_options_and_inputs_fail_early_with_the_key():
+    with pytest.raises(KeyError, match='jpeg_range2'):
+        SecondOrderDegradation({k: v for k, v in REAL_ESRGAN_DEGRADATION.items() if k != 'jpeg_range2'}, 4)
+    with pytest.raises(ValueError, match='resize_prob'):
+        SecondOrderDegradation({**REAL_ESRGAN_DEGRADATION, 'resize_prob': [0.5, 0.5]}, 4)
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, 4)
+    data = _batch(0, size=48)
+    with pytest.raises(ValueError, match='too small.*at least 74'):
+        deg(data['gt'], data['kernel1'], data['kernel2'], data['sinc_kernel'])
+
+
+def test_separable_usm_equals_basicsr_usm():
+    x = torch.rand(2, 3, 64, 72, generator=torch.Generator().manual_seed(0))
+    diff = (USMSharp()(x) - BasicsrUSMSharp()(x)).abs()
+    # float rounding may flip BasicSR's hard threshold mask at a pixel: bounded by (Gaussian peak) x residual
+    assert diff.max() < 2e-3 and diff.mean() < 1e-5
+
+
+def test_paired_crop_keeps_alignment():
+    gt = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
+    lq = gt[..., ::SCALE, ::SCALE]
+    torch.manual_seed(0)
+    (crop_gt, ), crop_lq = paired_random_crop([gt], lq, 16, SCALE)
+    assert crop_gt.shape[-1] == 16 and crop_lq.shape[-1] == 4
+    assert torch.equal(crop_gt[..., ::SCALE, ::SCALE], crop_lq)
+
+
+# ------------------------------------------------------------------------------------------ queue
+def test_queue_fills_then_mixes_without_losing_or_unpairing_samples():
+    queue = TrainingPairQueue(4)
+    seen = []
+    for step in range(2):  # filling: batches come back unchanged
+        lq = torch.tensor([[2. * step], [2. * step + 1]])
+        out_lq, out_gt = queue(lq, lq * 10)
+        assert torch.equal(out_lq, lq)
+        seen += lq.view(-1).tolist()
+    assert len(queue) == 4
+    torch.manual_seed(0)
+    for step in range(2, 6):
+        lq = torch.tensor([[2. * step], [2. * step + 1]])
+        pool_before = sorted(queue.pool[0].view(-1).tolist())
+        out_lq, out_gt = queue(lq, lq * 10)
+        assert torch.equal(out_gt, out_lq * 10)  # pairs stay together
+        assert set(out_lq.view(-1).tolist()) <= set(pool_before)  # served from the pool
+        pool_after = sorted(queue.pool[0].view(-1).tolist())
+        assert sorted(pool_after + out_lq.view(-1).tolist()) == sorted(pool_before + lq.view(-1).tolist())
+    with pytest.raises(ValueError, match='divisible'):
+        TrainingPairQueue(5)(torch.zeros(2, 1))
+
+
+# ------------------------------------------------------------------------------------------ models
+def _save_rrdb(path, net_opt, seed):
+    torch.manual_seed(seed)
+    net = RRDBNet(**{k: v for k, v in net_opt.items() if k != 'type'})
+    torch.save({'params_ema': net.state_dict()}, path)
+
+
+def _opt(tmp_path, model_type='DUKDRealESRNetModel', **top):
+    teacher = tmp_path / 'teacher.pth'
+    if not teacher.exists():
+        _save_rrdb(teacher, TINY_RRDB_T, 0)
+    opt = make_opt(tmp_path, model_type=model_type, network_g=copy.deepcopy(TINY_RRDB_S),
+                   network_t=copy.deepcopy(TINY_RRDB_T), scale=SCALE)
+    opt['path']['param_key_t'] = 'params_ema'
+    opt.update(TEST_DEGRADATION)
+    opt.update(gt_size=32, queue_size=4)
+    opt['datasets']['train']['gt_size'] = 32
+    opt['train']['dukd_opt'] = {'zoom_in': 1, 'zoom_out': True,
+                                'label_consistency': {'prob': 0.5, 'ops': ['vflip', 'hflip', 'transpose']}}
+    opt.update(top)
+    return opt
+
+
+def _train(model, batches):
+    for it, data in enumerate(batches, 1):
+        model.feed_data(data)
+        model.optimize_parameters(it)
+
+
+def _write_gt_folder(root, n=2, size=56):
+    rng = np.random.default_rng(0)
+    os.makedirs(root / 'gt', exist_ok=True)
+    with open(root / 'meta_info.txt', 'w') as f:
+        for i in range(n):
+            cv2.imwrite(str(root / 'gt' / f'{i}.png'), smooth_image(rng, size, size + 8 * i))
+            f.write(f'{i}.png\n')
+
+
+def test_realesrgan_dataset_feeds_a_few_cpu_training_steps(tmp_path):
+    _write_gt_folder(tmp_path)
+    ds_opt = {'name': 'tiny', 'type': 'RealESRGANDataset', 'dataroot_gt': str(tmp_path / 'gt'),
+              'meta_info': str(tmp_path / 'meta_info.txt'), 'io_backend': {'type': 'disk'}, 'use_hflip': True,
+              'use_rot': False, 'phase': 'train', 'blur_kernel_size': 21, 'blur_kernel_size2': 21,
+              **REAL_ESRGAN_KERNELS}
+    loader = torch.utils.data.DataLoader(build_dataset(ds_opt), batch_size=2)
+    data = next(iter(loader))
+    assert data['gt'].shape == (2, 3, 400, 400) and data['kernel1'].shape == (2, 21, 21)  # padded to 400
+    data['gt'] = data['gt'][..., :96, :96]  # keep the CPU step cheap; kernels as the dataset drew them
+    model = build_model(_opt(tmp_path))
+    teacher = copy.deepcopy(model.net_t.state_dict())
+    student = copy.deepcopy(model.net_g.state_dict())
+    _train(model, [data, data])
+    assert model.lq.shape == (2, 3, 8, 8) and model.gt.shape == (2, 3, 32, 32)
+    assert torch.equal(model.gt, model.gt_usm)  # l1_gt_usm follows gt_usm (true)
+    assert set(model.get_current_log()) == {'l_pix', 'l_kd', 'l_zoom_in', 'l_zoom_out_lr', 'l_zoom_out_kd', 'l_total'}
+    assert model.get_current_log()['l_zoom_out_lr'] == 0  # the degraded LR is no label
+    assert all(torch.equal(teacher[k], v) for k, v in model.net_t.state_dict().items())
+    assert any(not torch.equal(student[k], v) for k, v in model.net_g.state_dict().items())
+
+
+def test_training_is_reproducible_under_a_seed(tmp_path):
+    weights, opt = [], _opt(tmp_path)  # writes the teacher file (which seeds) before we seed
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model(copy.deepcopy(opt))
+        _train(model, [_batch(1), _batch(2), _batch(3)])  # the third step dequeues from the full pool
+        weights.append(model.net_g.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_zoom_in_sources(tmp_path):
+    torch.manual_seed(0)
+    clean = build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'clean'}, gt_usm=False))
+    clean.feed_data(_batch(0))
+    tiles = clean.zoom_in_inputs()
+    grid = [clean.gt_clean[..., r:r + 8, c:c + 8] for r in range(0, 32, 8) for c in range(0, 32, 8)]
+    assert any(torch.equal(tiles, cell) for cell in grid)  # an exact grid cell of the clean GT
+    degraded = build_model(_opt(tmp_path))
+    degraded.feed_data(_batch(0))
+    tiles = degraded.zoom_in_inputs()
+    grid = [degraded.views['gt_degraded'][..., r:r + 8, c:c + 8] for r in range(0, 32, 8) for c in range(0, 32, 8)]
+    assert any(torch.equal(tiles, cell) for cell in grid)
+    assert degraded.views['gt_degraded'].shape == degraded.gt_clean.shape
+    assert not torch.allclose(degraded.views['gt_degraded'], degraded.gt_usm, atol=1e-3)
+    with pytest.raises(ValueError, match='zoom_in_source'):
+        build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'noisy'}))
+
+
+def test_scratch_baseline_needs_no_teacher(tmp_path):
+    opt = _opt(tmp_path, model_type='ScratchRealESRNetModel')
+    del opt['network_t'], opt['path']['pretrain_network_t'], opt['train']['kd_opt'], opt['train']['dukd_opt']
+    model = build_model(opt)
+    _train(model, [_batch(0)])
+    assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 8, 8)
+
+
+def test_test_mode_needs_no_degradation_keys(tmp_path):
+    opt = _opt(tmp_path, is_train=False)
+    for key in list(REAL_ESRGAN_DEGRADATION) + ['gt_size', 'queue_size']:
+        del opt[key]
+    model = build_model(opt)  # as test.py builds it: no teacher, no pipeline
+    model.feed_data({'lq': torch.rand(1, 3, 8, 8)})
+    model.test()
+    assert model.output.shape == (1, 3, 32, 32) and not hasattr(model, 'degradation')
+
+
+def test_paired_training_without_the_pipeline(tmp_path):
+    opt = _opt(tmp_path, high_order_degradation=False)
+    for key in REAL_ESRGAN_DEGRADATION:
+        del opt[key]
+    model = build_model(opt)
+    gt = torch.rand(2, 3, 32, 32)
+    _train(model, [{'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt}])
+    assert torch.equal(model.gt_clean, gt) and torch.equal(model.gt, USMSharp()(gt))  # l1_gt_usm
+    tiles = model.zoom_in_inputs()
+    assert any(torch.equal(tiles, gt[..., r:r + 8, c:c + 8]) for r in range(0, 32, 8) for c in range(0, 32, 8))
+
+
+def test_kd_baseline_and_paired_validation_path(tmp_path):
+    model = build_model(_opt(tmp_path, model_type='KDRealESRNetModel'))
+    _train(model, [_batch(0)])
+    assert set(model.get_current_log()) == {'l_pix', 'l_kd', 'l_total'}
+    model.is_train = False  # what nondist_validation does: pairs from disk, no synthesis
+    lq = torch.rand(1, 3, 8, 8)
+    model.feed_data({'lq': lq, 'gt': torch.rand(1, 3, 32, 32)})
+    assert model.lq is not None and torch.equal(model.lq, lq)
+    with pytest.raises(KeyError, match='kernel1'):
+        model.is_train = True
+        model.feed_data({'gt': torch.rand(2, 3, 48, 48)})
+
+
+def test_gan_stage_keeps_distillation_and_trains_the_discriminator(tmp_path):
+    opt = _opt(tmp_path, model_type='DUKDRealESRGANModel')
+    opt['network_d'] = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 4, 'skip_connection': True}
+    opt['train']['optim_d'] = {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]}
+    opt['train']['gan_opt'] = {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 0.1}
+    model = build_model(opt)  # perceptual off: VGG weights cannot be downloaded here
+    net_d = copy.deepcopy(model.net_d.state_dict())
+    _train(model, [_batch(0), _batch(1)])
+    log = model.get_current_log()
+    assert {'l_kd', 'l_zoom_in', 'l_zoom_out_kd', 'l_g_gan', 'l_d_real', 'l_d_fake'} <= set(log)
+    assert any(not torch.equal(net_d[k], v) for k, v in model.net_d.state_dict().items())
+    model.save(0, 2)
+    assert sorted(os.listdir(tmp_path / 'models')) == ['net_d_2.pth', 'net_g_2.pth']
+    del opt['train']['gan_opt']
+    with pytest.raises(KeyError, match='gan_opt'):
+        build_model(opt)
+
+
+def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path):
+    model = build_model(_opt(tmp_path))
+    _train(model, [_batch(0)])
+    model.save(0, 1)
+    path = str(tmp_path / 'models' / 'net_g_1.pth')
+    state, _ = extract_state_dict(read_checkpoint(path), 'params_ema', path)
+    net_kwargs = {k: v for k, v in TINY_RRDB_S.items() if k != 'type'}
+    meta = torch.load(path, map_location='meta', weights_only=True)['params_ema']
+    assert all(v.is_meta and v.shape == state[k].shape for k, v in meta.items())
+    with torch.device('meta'):
+        net = RRDBNet(**net_kwargs)
+    net.load_state_dict(state, assign=True)  # materialise a meta-built network from the CPU file
+    lq = torch.rand(1, 3, 8, 8)
+    model.net_g_ema.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(lq), model.net_g_ema(lq), atol=1e-6)
+    if torch.cuda.is_available():
+        net_cuda = RRDBNet(**net_kwargs).cuda()  # noqa: the one place a device is named: the test of it
+        net_cuda.load_state_dict(torch.load(path, map_location='cuda', weights_only=True)['params_ema'])
+        with torch.no_grad():
+            assert torch.allclose(net_cuda(lq.cuda()).cpu(), net(lq), atol=1e-4)
+
+
+def test_no_hard_coded_cuda_in_the_real_world_code():
+    files = ['dukd_arch/utils/degradation.py', 'dukd_arch/models/dukd_realesrnet_model.py',
+             'dukd_arch/models/dukd_realesrgan_model.py', 'scripts/make_degraded_val.py']
+    for name in files:
+        with open(osp.join(REPO, name)) as f:
+            assert not re.search(r"(?<!`)\.cuda\(|'cuda'|\"cuda\"", f.read()), name  # docs quote it in ``
+
+
+# ------------------------------------------------------------------------------------------ option files
+def _yaml(path):
+    import yaml
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _meta_params(net_opt):
+    from basicsr.archs import build_network
+    with torch.device('meta'):
+        return sum(p.numel() for p in build_network(dict(net_opt)).parameters())
+
+
+def test_real_world_option_files_carry_the_published_settings():
+    from dukd_arch.utils.degradation import KERNEL_KEYS
+    from dukd_arch.utils.dukd_options import parse_dukd_options
+    names = ['dukd_realesrnet_x4', 'dukd_realesrnet_srvgg_x4', 'kd_realesrnet_x4', 'scratch_realesrnet_x4',
+             'dukd_realesrgan_x4']
+    for name in names:
+        opt = _yaml(osp.join(REPO, 'options', 'realworld', f'{name}.yml'))
+        assert {k: opt[k] for k in REAL_ESRGAN_DEGRADATION} == REAL_ESRGAN_DEGRADATION, name
+        train_set = opt['datasets']['train']
+        assert train_set['type'] == 'RealESRGANDataset' and 'meta_info' in train_set, name
+        assert {k: train_set[k] for k in KERNEL_KEYS} == REAL_ESRGAN_KERNELS, name
+        assert opt['gt_size'] == train_set['gt_size'] == 256, name
+        assert opt['queue_size'] % train_set['batch_size_per_gpu'] == 0, name
+        if 'network_t' in opt:  # Real-ESRNet / Real-ESRGAN x4plus: 16.7M parameters
+            assert opt['network_t']['num_block'] == 23 and opt['network_t']['num_feat'] == 64, name
+            assert _meta_params(opt['network_t']) == 16697987, name
+        assert _meta_params(opt['network_g']) < 5e6, name
+        if name.startswith('dukd'):
+            assert 'invert' not in parse_dukd_options(opt['train']).lcr_ops, name
+    student = _yaml(osp.join(REPO, 'options', 'realworld', 'dukd_realesrnet_x4.yml'))
+    for name in ('test_realworld_x4', 'test_realworld_paired_x4'):
+        test = _yaml(osp.join(REPO, 'options', 'realworld', 'test', f'{name}.yml'))
+        assert test['network_g'] == student['network_g']
+        assert test['path']['pretrain_network_g'] == f"experiments/{student['name']}/models/net_g_latest.pth"
