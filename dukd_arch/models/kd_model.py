@@ -116,7 +116,12 @@ class KDModel(SRModel):
     # ----------------------------------------------------------------------------------------- training
     def feed_data(self, data):
         super().feed_data(data)
-        if POSITION_KEY in data:  # training batches from the ResumableSampler: remember how far the epoch got
+        self.note_epoch_position(data)
+
+    def note_epoch_position(self, data):
+        """Training batches from the ResumableSampler carry their position: remember how far the epoch got
+        (saved in the training state for an exact resume). A ``feed_data`` override must call this."""
+        if POSITION_KEY in data:
             self.epoch_samples = int(data[POSITION_KEY].max()) + 1
 
     def compute_losses(self, current_iter):
