@@ -35,7 +35,6 @@ from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 from ..ops import forward_padded
 from ..utils.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
-from ..utils.grad_sync import average_gradients_across_ranks
 from ..utils.teacher import window_multiple
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
@@ -152,8 +151,6 @@ class FeatureKDMixin:
             term.loss.to(self.device)
             if any(p.requires_grad for p in term.loss.parameters()):
                 self.extra_trainable[f'feature_kd_{term.index}'] = term.loss
-                if self.opt.get('dist', False):
-                    average_gradients_across_ranks(term.loss)
             get_root_logger().info(f'Feature KD {term.log_name}: {term.loss.__class__.__name__} on '
                                    + ', '.join(f'{s} -> {t}' for s, t in term.pairs))
         self.student_taps = FeatureTaps(student, s_names, 'student')

@@ -14,6 +14,7 @@ from ..card import write_model_card
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save
+from ..utils.grad_sync import average_gradients_across_ranks
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.rng import gather_rng_states, restore_rng_states
 from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
@@ -51,6 +52,8 @@ class KDModel(SRModel):
         self.build_extra_modules()
         for name, module in self.extra_trainable.items():
             module.to(self.device)
+            if self.opt.get('dist', False):  # outside the student's DDP wrapper: DDP would not sync them
+                average_gradients_across_ranks(module)
             path = self.opt['path'].get(f'pretrain_network_{name}')
             if path is not None:
                 load_weights(module, path, 'params', True, option=f'path.pretrain_network_{name}')
