@@ -2,11 +2,28 @@
 PYTHON ?= python
 # the torch / torchvision pair the project is tested with; override for your CUDA build
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# e.g. make demo DEMO_ARGS="--force --threads 1"; make bench BENCH_ARGS="--device cuda"
+DEMO_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install test
+.PHONY: install test demo bench bench-quality
 install:
 	$(PYTHON) -m pip install -q $(TORCH_SPEC)
 	$(PYTHON) -m pip install -q -e '.[test,teachers,export]'
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# DUKD end to end on scikit-image's photos: data, teacher, 3 students, table and pictures in demo_output/
+demo: install
+	$(PYTHON) scripts/demo.py $(DEMO_ARGS)
+
+# step time / memory ratios (SRModel, KDModel, DUKD variants) and data-loading throughput
+bench: install
+	$(PYTHON) benchmarks/bench_speed.py $(BENCH_ARGS)
+	$(PYTHON) scripts/make_demo_data.py
+	$(PYTHON) benchmarks/bench_data.py
+
+# the demo comparison over 3 seeds plus the ablation rows (long: about an hour on a 2-core CPU)
+bench-quality: install
+	$(PYTHON) benchmarks/bench_quality.py $(BENCH_ARGS)

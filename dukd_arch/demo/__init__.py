@@ -1,0 +1,1 @@
+"""The embedded demo: a small SR set from photographs shipped inside scikit-image, and its pipeline."""

@@ -1,0 +1,101 @@
+"""Run ``train.py`` / ``test.py`` as subprocesses with a progress bar, and read their logs back.
+
+BasicSR prints ``[... iter:   150, lr:(...)] ...`` every ``print_freq`` iterations and, after each
+validation, ``# psnr: 28.1234`` lines; that is all the demo needs to show progress and plot curves.
+"""
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+from os import path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tqdm import tqdm
+
+ITER_RE = re.compile(r'epoch:\s*\d+, iter:\s*([\d,]+)')  # BasicSR's MessageLogger line
+METRIC_RE = re.compile(r'#\s*(\w+):\s*([-\d.]+|inf|nan)')
+
+
+def run_logged(cmd: Sequence[str], log_path: str, desc: str, total: Optional[int] = None, cwd: Optional[str] = None,
+               env: Optional[Dict[str, str]] = None) -> Tuple[List[str], float]:
+    """Run ``cmd``; stream its output into ``log_path`` and, with ``total`` iterations, a tqdm bar over
+    BasicSR's iteration lines (without, one line when it is done).
+
+    Returns (output lines, seconds). A failure raises with the command and the last lines of its output.
+    """
+    os.makedirs(osp.dirname(osp.abspath(log_path)), exist_ok=True)
+    start = time.time()
+    lines: List[str] = []
+    bar = tqdm(total=total, desc=desc, unit='it', dynamic_ncols=True, leave=True) if total else None
+    with open(log_path, 'w', buffering=1) as log, subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        last_metric = None
+        for line in proc.stdout:
+            log.write(line)
+            lines.append(line.rstrip('\n'))
+            m = ITER_RE.search(line)
+            if m and bar is not None:
+                it = int(m.group(1).replace(',', ''))
+                bar.update(max(0, min(it, total) - bar.n))
+            m = METRIC_RE.search(line)
+            if m and m.group(1) == 'psnr':
+                last_metric = m.group(2)
+                if bar is not None:
+                    bar.set_postfix_str(f'held-out PSNR {last_metric} dB')
+        rc = proc.wait()
+    if bar is not None:
+        if rc == 0:
+            bar.update(max(0, total - bar.n))
+        bar.close()
+    else:
+        print(f'{desc}: {"held-out PSNR " + last_metric + " dB" if last_metric else "done"} '
+              f'({time.time() - start:.0f} s)', flush=True)
+    if rc != 0:
+        tail = '\n'.join(lines[-25:])
+        raise RuntimeError(f'{" ".join(cmd)} failed (exit {rc}); full log: {log_path}\n{tail}')
+    return lines, time.time() - start
+
+
+def final_metrics(lines: Sequence[str]) -> Dict[str, float]:
+    """The metric values of the last validation block in a BasicSR log (``# psnr: ...`` lines)."""
+    out: Dict[str, float] = {}
+    for line in lines:
+        if 'Validation' in line:
+            out = {}
+        m = METRIC_RE.search(line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def validation_curve(log_file: str, metric: str = 'psnr') -> List[Tuple[int, float]]:
+    """(iteration, value) of every validation in a training log; the iteration is the last one printed
+    before the validation (``print_freq`` divides ``val_freq`` in the demo options, so it is exact)."""
+    curve: List[Tuple[int, float]] = []
+    it = 0
+    with open(log_file) as f:
+        for line in f:
+            m = ITER_RE.search(line)
+            if m:
+                it = int(m.group(1).replace(',', ''))
+                continue
+            m = METRIC_RE.search(line)
+            if m and m.group(1) == metric:
+                point = (it, float(m.group(2)))
+                if not curve or curve[-1][0] != it:  # the end-of-training validation repeats the last one
+                    curve.append(point)
+    return curve
+
+
+def newest_train_log(experiment_dir: str) -> Optional[str]:
+    logs = sorted(glob.glob(osp.join(experiment_dir, 'train_*.log')), key=osp.getmtime)
+    return logs[-1] if logs else None
+
+
+def python_cmd(script: str, opt: str, force_yml: Sequence[str] = ()) -> List[str]:
+    cmd = [sys.executable, script, '-opt', opt]
+    if force_yml:
+        cmd += ['--force_yml', *force_yml]
+    return cmd
