@@ -3,20 +3,32 @@
 Imported first by ``dukd_arch/__init__.py``: the import shim must run before anything imports basicsr.
 """
 import logging
+import math
 import os
+import subprocess
 import sys
 from os import path as osp
 
 import torch
+import torch.distributed as dist
 import torchvision.transforms.functional as _tv_functional
 
 # basicsr.data.degradations imports torchvision.transforms.functional_tensor, removed in torchvision 0.17.
 sys.modules.setdefault('torchvision.transforms.functional_tensor', _tv_functional)
 
+import basicsr.data.prefetch_dataloader  # noqa: E402
+import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
 import basicsr.utils.img_process_util  # noqa: E402
+import basicsr.utils.options  # noqa: E402
+from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils import check_resume as _basicsr_check_resume  # noqa: E402
+from basicsr.utils.options import parse_options as _basicsr_parse_options  # noqa: E402
+from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E402
 
+from basicsr.data import build_dataloader, build_dataset  # noqa: E402
+
+from .data.resumable_sampler import ResumableSampler, SeededDataset  # noqa: E402
 from .utils.checkpoint import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
@@ -81,8 +93,162 @@ def load_resume_state(opt):
             continue
         opt['path']['resume_state'] = state_path
         check_resume(opt, state['iter'])
+        opt['resume_position'] = resume_position(state)
         return state
     return None
+
+
+def resume_position(state):
+    """Where in its epoch the saved run stopped: ``{epoch, samples_done (per rank), world_size}``, or None for a
+    state without it (written by basicsr's own models): that epoch then restarts from its first batch."""
+    if 'epoch_samples' not in state:
+        logger.warning(f"Training state of iter {state['iter']} has no position within its epoch: epoch "
+                       f"{state['epoch']} restarts from its first batch (the resumed run is not exact).")
+        return None
+    return {'epoch': int(state['epoch']), 'samples_done': int(state['epoch_samples']),
+            'world_size': int(state.get('world_size', 1))}
+
+
+def create_train_val_dataloader(opt, logger):
+    """basicsr's create_train_val_dataloader with an exactly resumable training loader.
+
+    * ``ResumableSampler`` + ``SeededDataset``: per-sample seeds, so augmentations do not depend on workers
+      (basicsr's worker_init_fn reseeds each worker identically every epoch) and a resumed epoch continues
+      after the samples already trained on (basicsr restarted it);
+    * the loader draws its workers' base seed from its own generator, not the global torch RNG, so creating
+      an iterator at an epoch start does not shift the training process's random stream.
+    """
+    train_loader, train_sampler, val_loaders = None, None, []
+    total_epochs = total_iters = None
+    for phase, dataset_opt in opt['datasets'].items():
+        if phase == 'train':
+            ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+            train_set = SeededDataset(build_dataset(dataset_opt))
+            train_sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio,
+                                             seed=opt['manual_seed'])
+            position = opt.get('resume_position')
+            if position is not None:
+                # per-rank sample counts convert through the global count when the world size changed
+                done = position['samples_done'] * position['world_size'] // opt['world_size']
+                if position['world_size'] != opt['world_size']:
+                    logger.warning(f"Resuming a {position['world_size']}-process run with {opt['world_size']} "
+                                   'processes: the data order continues, but the run is not bit-exact.')
+                train_sampler.resume_at(position['epoch'], done)
+            train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                            sampler=train_sampler, seed=opt['manual_seed'])
+            train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
+            num_iter_per_epoch = math.ceil(
+                len(train_set) * ratio / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
+            total_iters = int(opt['train']['total_iter'])
+            total_epochs = math.ceil(total_iters / num_iter_per_epoch)
+            logger.info('Training statistics:'
+                        f'\n\tNumber of train images: {len(train_set)}'
+                        f'\n\tDataset enlarge ratio: {ratio}'
+                        f'\n\tBatch size per gpu: {dataset_opt["batch_size_per_gpu"]}'
+                        f'\n\tWorld size (gpu number): {opt["world_size"]}'
+                        f'\n\tEffective batch: {dataset_opt["batch_size_per_gpu"] * opt["world_size"]}'
+                        f'\n\tRequire iter number per epoch: {num_iter_per_epoch}'
+                        f'\n\tTotal epochs: {total_epochs}; iters: {total_iters}.')
+        elif phase.split('_')[0] == 'val':
+            val_set = build_dataset(dataset_opt)
+            val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                          sampler=None, seed=opt['manual_seed'])
+            logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
+            val_loaders.append(val_loader)
+        else:
+            raise ValueError(f'Dataset phase {phase} is not recognized.')
+    if train_loader is None:
+        raise ValueError('Training needs a `datasets: train:` section in the options file.')
+    return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+
+# ------------------------------------------------------------------------------------------ distributed
+def normalize_argv(argv):
+    """``torch.distributed.launch`` passes ``--local-rank=N`` on current torch; basicsr's argparse wants
+    ``--local_rank``. Rewrite the former into the latter (torchrun passes neither: it sets LOCAL_RANK)."""
+    out = []
+    for arg in argv:
+        if arg == '--local-rank' or arg.startswith('--local-rank='):
+            arg = '--local_rank' + arg[len('--local-rank'):]
+        out.append(arg)
+    return out
+
+
+def parse_options(root_path, is_train=True):
+    """basicsr's parse_options after normalising the launcher's ``--local-rank`` spelling."""
+    sys.argv[:] = normalize_argv(sys.argv)
+    return _basicsr_parse_options(root_path, is_train=is_train)
+
+
+def default_backend():
+    return 'nccl' if torch.cuda.is_available() else 'gloo'
+
+
+def init_dist(launcher, backend=None, **kwargs):
+    """basicsr's init_dist hard-codes NCCL and ``rank % cuda.device_count()`` (a ZeroDivisionError without
+    GPUs). Here: NCCL on GPUs, gloo on CPU; each process takes the GPU of its LOCAL_RANK."""
+    if launcher == 'slurm':
+        # same environment basicsr derives from SLURM, without touching CUDA
+        proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
+        addr = subprocess.getoutput(f"scontrol show hostname {os.environ['SLURM_NODELIST']} | head -n1")
+        port = kwargs.pop('port', None)
+        os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
+        os.environ.update(MASTER_ADDR=addr, WORLD_SIZE=str(ntasks), RANK=str(proc_id),
+                          LOCAL_RANK=os.environ.get('SLURM_LOCALID', str(proc_id % max(torch.cuda.device_count(), 1))))
+    elif launcher != 'pytorch':
+        raise ValueError(f'--launcher {launcher!r} is not supported; use pytorch (torchrun) or slurm')
+    for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if var not in os.environ:
+            raise RuntimeError(f'--launcher {launcher} needs ${var}; start training with '
+                               '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
+    if backend == 'nccl' and not torch.cuda.is_available():  # e.g. `dist_params: {backend: nccl}` on a CPU node
+        logger.warning('NCCL needs GPUs and none is visible: using the gloo backend.')
+        backend = None
+    backend = backend or default_backend()
+    if backend == 'nccl':
+        local_rank = int(os.environ.get('LOCAL_RANK', int(os.environ['RANK']) % torch.cuda.device_count()))
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, **kwargs)
+
+
+def model_to_device(self, net):
+    """basicsr's model_to_device, device-agnostic: DDP gets ``device_ids`` only on a GPU (on CPU/gloo it
+    must be None). Used for net_g only; the teacher is built by ``build_teacher`` and stays a plain module."""
+    net = net.to(self.device)
+    if self.opt['dist']:
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        net = DistributedDataParallel(net, device_ids=device_ids,
+                                      find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    elif self.opt['num_gpu'] > 1:
+        net = DataParallel(net)
+    return net
+
+
+class _PrefetchFailure:
+    def __init__(self, error):
+        self.error = error
+
+
+def _prefetch_run(self):
+    """basicsr's prefetch thread died silently on a loader error and the training loop then waited on its
+    queue forever; the error is handed over instead and raised in the training loop."""
+    try:
+        for item in self.generator:
+            self.queue.put(item)
+    except BaseException as err:  # noqa: B902 (re-raised in the consumer)
+        self.queue.put(_PrefetchFailure(err))
+        return
+    self.queue.put(None)
+
+
+def _prefetch_next(self):
+    item = self.queue.get()
+    if item is None:
+        raise StopIteration
+    if isinstance(item, _PrefetchFailure):
+        raise item.error
+    return item
 
 
 def _filter2d_contiguous(original):
@@ -97,6 +263,13 @@ def _filter2d_contiguous(original):
 def apply():
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.check_resume = check_resume
+    basicsr.train.parse_options = parse_options
+    basicsr.train.create_train_val_dataloader = create_train_val_dataloader
+    basicsr.test.parse_options = parse_options
+    basicsr.utils.options.init_dist = init_dist
+    BaseModel.model_to_device = model_to_device
+    basicsr.data.prefetch_dataloader.PrefetchGenerator.run = _prefetch_run
+    basicsr.data.prefetch_dataloader.PrefetchGenerator.__next__ = _prefetch_next
     if not getattr(basicsr.utils.img_process_util.filter2D, '_dukd_patched', False):
         patched = _filter2d_contiguous(basicsr.utils.img_process_util.filter2D)
         patched._dukd_patched = True

@@ -16,16 +16,6 @@ from dukd_arch.export import main as export_main
 from conftest import SCALE, TINY_EDSR, TINY_TEACHER, save_teacher, write_pairs
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # tiny networks: thread start-up and hand-off cost more than the convolutions, and on a busy shared
-    # machine a 2-thread forward of a 12-channel EDSR took 0.2 s instead of 0.6 ms
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _edsr(net_opt, seed):
     torch.manual_seed(seed)
     return EDSR(**{k: v for k, v in net_opt.items() if k != 'type'}).eval()

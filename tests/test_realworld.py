@@ -27,15 +27,6 @@ TEST_DEGRADATION = {**REAL_ESRGAN_DEGRADATION, 'resize_range': [0.5, 1.5]}
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Tiny tensors: with 2 OpenMP threads on a busy 2-core machine each op waits on the other thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _kernels(batch, seed=0):
     import random
     random.seed(seed)

@@ -22,16 +22,6 @@ from dukd_arch.utils.rcan_convert import (convert_rcan_state_dict, is_original_r
 from dukd_arch.utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # tiny networks: thread start-up and hand-off cost more than the convolutions, and on a busy shared
-    # machine a 2-thread forward of a 12-channel EDSR took 0.2 s instead of 0.6 ms
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _basicsr_log_reaches_caplog(monkeypatch):
     # basicsr's get_root_logger (called by build_network) turns propagation off on first use

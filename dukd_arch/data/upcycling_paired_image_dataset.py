@@ -5,6 +5,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..ops import zoom_in, zoom_out
+from .bad_images import BadImageError, BadImageSkipper, parse_policy, unreadable_reason
 
 
 @DATASET_REGISTRY.register()
@@ -17,7 +18,8 @@ class UpcyclingPairedImageDataset(PairedImageDataset):
     * ``zoom_out`` (C, h/s, w/s): the LR patch shrunk by the scale with MATLAB's antialiased bicubic.
 
     Doing this on the workers keeps the CPU resize out of the training step. Every pair is checked:
-    an HR image that is not ``scale`` x its LR image is reported with both file names.
+    an HR image that is not ``scale`` x its LR image is reported with both file names, and an unreadable
+    or truncated image with its path; ``bad_images: skip`` skips such pairs instead (``data/bad_images.py``).
     """
 
     def __init__(self, opt):
@@ -34,19 +36,36 @@ class UpcyclingPairedImageDataset(PairedImageDataset):
         self.zoom_in_tiles = int(up.get('zoom_in_tiles', 1))
         self.positions = up.get('positions', 'grid')
         self.with_zoom_out = bool(up.get('zoom_out', True))
+        self.skip_bad = parse_policy(opt) == 'skip'
+        self._skipper = BadImageSkipper(len(self.paths))
 
     def __getitem__(self, index):
+        if self.skip_bad:
+            return self._skipper(self._load_pair, index)
+        return self._load_pair(index)
+
+    def _load_pair(self, index):
         paths = self.paths[index]
         try:
             item = super().__getitem__(index)
-        except ValueError as err:
-            raise ValueError(f"bad LR/HR pair {paths['lq_path']} / {paths['gt_path']}: {err}") from err
+        except Exception as err:
+            # name the file that does not decode; anything else is not bad data and propagates unchanged
+            for key in ('gt', 'lq'):
+                reason = unreadable_reason(self.file_client, paths[f'{key}_path'], key)
+                if reason:
+                    raise BadImageError(f"bad training image {paths[f'{key}_path']}: {reason}",
+                                        paths[f'{key}_path']) from err
+            if isinstance(err, ValueError):
+                raise BadImageError(f"bad LR/HR pair {paths['lq_path']} / {paths['gt_path']}: {err}",
+                                    paths['lq_path']) from err
+            raise
         scale = self.opt['scale']
         lq, gt = item['lq'], item['gt']
         if gt.shape[-2] != lq.shape[-2] * scale or gt.shape[-1] != lq.shape[-1] * scale:
-            raise ValueError(f"bad LR/HR pair: {paths['gt_path']} is {gt.shape[-2]}x{gt.shape[-1]} but "
-                             f"{paths['lq_path']} is {lq.shape[-2]}x{lq.shape[-1]} at scale {scale}; "
-                             'regenerate the LR images (datasets/README.md) or fix the folders.')
+            raise BadImageError(f"bad LR/HR pair: {paths['gt_path']} is {gt.shape[-2]}x{gt.shape[-1]} but "
+                                f"{paths['lq_path']} is {lq.shape[-2]}x{lq.shape[-1]} at scale {scale}; "
+                                'regenerate the LR images (datasets/README.md) or fix the folders.',
+                                paths['lq_path'])
         if self.opt['phase'] == 'train':
             if self.zoom_in_tiles > 0:
                 item['zoom_in'] = zoom_in(gt[None], lq.shape[-2:], self.zoom_in_tiles, self.positions)

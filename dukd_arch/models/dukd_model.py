@@ -34,6 +34,9 @@ class DUKDModel(KDModel):
         self.zoom_out_lr_weight = self.dukd.zoom_out_lr_weight
         if self.zoom_out_lr_weight is None:
             self.zoom_out_lr_weight = float(pixel_opt.get('loss_weight', 1.0)) if self.cri_pix else 0.0
+        if self.dukd.two_step and self.grad_scaler.is_enabled():
+            raise ValueError('two_step carries step A\'s unscaled gradients into step B, which an fp16 GradScaler '
+                             'would rescale wrongly; use `train.amp: {enabled: true, dtype: bf16}` with two_step.')
         self._check_upcycling_fits()
         get_root_logger().info(f'DUKD settings: {self.dukd}')
 

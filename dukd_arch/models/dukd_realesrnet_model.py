@@ -78,6 +78,8 @@ class RealWorldSynthesis:
         lq, *crops = self.queue(lq, *crops)
         views = dict(zip(names, crops))
         self.lq = lq.contiguous()
+        if hasattr(self, 'note_epoch_position'):  # KDModel subclasses: exact resume within the epoch
+            self.note_epoch_position(data)
         self.gt_clean = views.pop('gt')
         self.gt_usm = views.pop('gt_usm')
         self.gt = self.gt_usm if self.l1_gt_usm else self.gt_clean  # the pixel-loss target

@@ -1,5 +1,4 @@
 """Output knowledge distillation: the student learns from the GT and from a frozen teacher's output."""
-import math
 import os
 from collections import OrderedDict
 
@@ -8,12 +7,16 @@ import torch
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.dist_util import master_only
+from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..card import write_model_card
+from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save
+from ..utils.grad_sync import average_gradients_across_ranks
+from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
+from ..utils.rng import gather_rng_states, restore_rng_states
 from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
 
 NONFINITE_POLICIES = ('error', 'skip')
@@ -37,18 +40,35 @@ class KDModel(SRModel):
         policy = train_opt.get('nonfinite', 'error')
         if policy not in NONFINITE_POLICIES:
             raise ValueError(f'train.nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+        self.amp_dtype = parse_amp(train_opt.get('amp'), 'train.amp')
+        self.teacher_amp_dtype = parse_amp(train_opt.get('teacher_amp'), 'train.teacher_amp')
+        self.channels_last = bool(train_opt.get('channels_last', False))
+        self.grad_scaler = make_grad_scaler(self.device, self.amp_dtype, get_root_logger())
         self.net_t = build_teacher(self.opt, self.device)
+        if self.channels_last:
+            self.net_t.to(memory_format=torch.channels_last)
         self._check_scales()
         self.extra_trainable = {}
         self.build_extra_modules()
         for name, module in self.extra_trainable.items():
             module.to(self.device)
+            if self.opt.get('dist', False):  # outside the student's DDP wrapper: DDP would not sync them
+                average_gradients_across_ranks(module)
             path = self.opt['path'].get(f'pretrain_network_{name}')
             if path is not None:
                 load_weights(module, path, 'params', True, option=f'path.pretrain_network_{name}')
         super().init_training_settings()
         kd_opt = train_opt.get('kd_opt')
         self.cri_kd = build_loss(dict(kd_opt)).to(self.device) if kd_opt else None
+        compile_kwargs = parse_compile(train_opt.get('compile'))
+        # training forwards only; saving, EMA and testing keep using the plain (uncompiled) modules
+        self.net_g_train = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
+
+    def model_to_device(self, net):
+        """channels_last is set before DDP wraps the student, so DDP's buckets match the parameter layout."""
+        if self.is_train and self.opt['train'].get('channels_last', False):
+            net = net.to(memory_format=torch.channels_last)
+        return super().model_to_device(net)
 
     def build_extra_modules(self):
         """Hook: create trainable extras (e.g. feature adapters) in ``self.extra_trainable`` here."""
@@ -76,15 +96,37 @@ class KDModel(SRModel):
         raise ValueError(f'train.optim_g.type {optim_type!r} is not supported; use Adam or AdamW')
 
     # ----------------------------------------------------------------------------------------- forwards
+    def _layout(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if getattr(self, 'channels_last', False) else x
+
     @torch.no_grad()
     def teacher_forward(self, x):
-        return forward_padded(self.net_t, x, window_multiple(self.net_t), self.scale)
+        """Teacher labels, under ``train.teacher_amp`` autocast; returned in fp32."""
+        with autocast(self.device, self.teacher_amp_dtype):
+            out = forward_padded(self.net_t, self._layout(x), window_multiple(self.net_t), self.scale)
+        return out.float()
 
     def student_forward(self, x, net=None):
-        net = self.net_g if net is None else net
-        return forward_padded(net, x, window_multiple(self.get_bare_model(net)), self.scale)
+        """The training forward (``net=None``: compiled when ``train.compile``, ``train.amp`` autocast) or, with
+        ``net`` given, a plain forward of that network (testing). Returned in fp32 so losses run in fp32."""
+        multiple = window_multiple(self.get_bare_model(self.net_g if net is None else net))
+        if net is not None:
+            return forward_padded(net, x, multiple, self.scale)
+        with autocast(self.device, self.amp_dtype):
+            out = forward_padded(self.net_g_train, self._layout(x), multiple, self.scale)
+        return out.float()
 
     # ----------------------------------------------------------------------------------------- training
+    def feed_data(self, data):
+        super().feed_data(data)
+        self.note_epoch_position(data)
+
+    def note_epoch_position(self, data):
+        """Training batches from the ResumableSampler carry their position: remember how far the epoch got
+        (saved in the training state for an exact resume). A ``feed_data`` override must call this."""
+        if POSITION_KEY in data:
+            self.epoch_samples = int(data[POSITION_KEY].max()) + 1
+
     def compute_losses(self, current_iter):
         self.output = self.student_forward(self.lq)
         teacher_out = self.teacher_forward(self.lq) if self.cri_kd else None
@@ -104,7 +146,10 @@ class KDModel(SRModel):
 
     def loss_is_finite(self, l_total, loss_dict, current_iter):
         """Stop (or skip the step, ``train.nonfinite: skip``) on a non-finite loss instead of saving NaN weights."""
-        if math.isfinite(float(l_total.detach())):
+        bad = (~torch.isfinite(l_total.detach())).float().reshape(1)
+        if self.opt.get('dist'):  # every rank must take the same branch, or DDP's all-reduce hangs
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if not bad.item():
             return True
         terms = ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in loss_dict.items())
         if self.opt['train'].get('nonfinite', 'error') == 'skip':
@@ -117,8 +162,10 @@ class KDModel(SRModel):
         if not self.loss_is_finite(l_total, loss_dict, current_iter):
             self.optimizer_g.zero_grad(set_to_none=True)
             return False
-        l_total.backward()
-        self.optimizer_g.step()
+        # the scaler is a pass-through unless train.amp is fp16 (then it skips steps with inf/nan gradients)
+        self.grad_scaler.scale(l_total).backward()
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
         return True
 
     def optimize_parameters(self, current_iter):
@@ -156,10 +203,21 @@ class KDModel(SRModel):
 
     # ----------------------------------------------------------------------------------------- saving
     def resume_training(self, resume_state):
+        """Optimizers, schedulers, extras, the fp16 grad scaler and this rank's RNG states."""
         super().resume_training(resume_state)
         for name, module in getattr(self, 'extra_trainable', {}).items():
             path = os.path.join(self.opt['path']['models'], f"net_{name}_{resume_state['iter']}.pth")
             load_weights(module, path, 'params', True, option=f'extra module {name}')
+        if resume_state.get('grad_scaler') and self.grad_scaler.is_enabled():
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+        rank, world_size = get_dist_info()
+        rng = resume_state.get('rng')
+        exact = rng is not None and len(rng) == world_size and restore_rng_states(rng[rank])
+        if not exact:
+            get_root_logger().warning(
+                f"The random streams of iter {resume_state['iter']} were not all restored "
+                f"({'none saved' if rng is None else f'saved for {len(rng)} processes, {world_size} now'}): "
+                'training continues correctly but not bit-identically to an uninterrupted run.')
 
     def save(self, epoch, current_iter):
         nets, keys = [self.net_g], ['params']
@@ -191,16 +249,27 @@ class KDModel(SRModel):
         }
         atomic_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
-    @master_only
     def save_training_state(self, epoch, current_iter):
+        """Atomic, and complete enough to continue bit-exactly: optimizers, schedulers, grad scaler, every rank's
+        RNG states and the position within the epoch. Only tensors and plain types (loads with weights_only).
+        Called on every rank (gathering the RNG states is a collective); rank 0 writes."""
         if current_iter == -1:
+            return
+        rng = gather_rng_states(self.opt['dist'])
+        rank, world_size = get_dist_info()
+        if rank != 0:
             return
         state = {
             'epoch': epoch,
             'iter': current_iter,
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
+            'grad_scaler': self.grad_scaler.state_dict(),
+            'rng': rng,
+            'world_size': world_size,
         }
+        if hasattr(self, 'epoch_samples'):
+            state['epoch_samples'] = self.epoch_samples
         atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
 

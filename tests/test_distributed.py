@@ -1,0 +1,82 @@
+"""Multi-process training: torchrun on CPU (gloo), DDP on the student only, launcher argument spellings."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from dukd_arch import compat
+from pipeline_opts import pipeline_options, write_options
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+DRIVER = textwrap.dedent('''
+    """train.py plus a look at each rank's model after training."""
+    import os, sys
+    import torch
+    import dukd_arch
+    import basicsr.train as bt
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    models = []
+    _build = bt.build_model
+    bt.build_model = lambda opt: models.append(_build(opt)) or models[-1]
+    root = os.path.dirname(os.path.abspath(__file__))
+    bt.train_pipeline(root)
+    m = models[0]
+    rank = torch.distributed.get_rank()
+    torch.save({'g': m.get_bare_model(m.net_g).state_dict(), 't': m.net_t.state_dict(),
+                'g_ddp': isinstance(m.net_g, DDP), 't_ddp': isinstance(m.net_t, DDP),
+                'backend': torch.distributed.get_backend(), 'world': torch.distributed.get_world_size()},
+               os.path.join(root, f'rank{rank}.pth'))
+''')
+
+
+def test_torchrun_two_cpu_ranks_keep_students_identical(tmp_path):
+    opt = pipeline_options(str(tmp_path), name='ddp', total_iter=3, save_freq=3, n_images=8, batch=2)
+    opt_file = write_options(opt, tmp_path / 'ddp.yml')
+    (tmp_path / 'driver.py').write_text(DRIVER)
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+           str(tmp_path / 'driver.py'), '-opt', opt_file, '--launcher', 'pytorch']
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    r0, r1 = (torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1))
+    assert r0['backend'] == 'gloo' and r0['world'] == 2
+    assert r0['g_ddp'] and r1['g_ddp'], 'the student must be wrapped in DDP'
+    assert not r0['t_ddp'] and not r1['t_ddp'], 'the teacher must stay a plain module'
+    for k in r0['g']:
+        assert torch.equal(r0['g'][k], r1['g'][k]), f'student weights differ between ranks at {k}'
+    teacher = torch.load(tmp_path / 'teacher.pth', weights_only=True)['params']
+    assert all(torch.equal(teacher[k], r0['t'][k]) for k in teacher), 'the teacher changed'
+    # rank 0 saved the student; the ranks trained on different halves of each batch yet agree
+    saved = torch.load(tmp_path / 'experiments' / 'ddp' / 'models' / 'net_g_3.pth', weights_only=True)['params']
+    assert all(torch.equal(saved[k], r0['g'][k]) for k in saved)
+
+
+def test_both_local_rank_spellings_are_accepted():
+    argv = ['train.py', '-opt', 'x.yml', '--local-rank=1', '--launcher', 'pytorch', '--local-rank', '0']
+    assert compat.normalize_argv(argv) == ['train.py', '-opt', 'x.yml', '--local_rank=1', '--launcher', 'pytorch',
+                                           '--local_rank', '0']
+    assert compat.normalize_argv(['--local_rank=2']) == ['--local_rank=2']
+
+
+def test_backend_follows_the_hardware():
+    assert compat.default_backend() == ('nccl' if torch.cuda.is_available() else 'gloo')
+
+
+def test_launcher_without_environment_explains_torchrun(monkeypatch):
+    for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(RuntimeError, match='torchrun --nproc_per_node'):
+        compat.init_dist('pytorch')
+
+
+def test_launch_style_local_rank_reaches_basicsr_argparse(tmp_path, monkeypatch):
+    opt_file = write_options(pipeline_options(str(tmp_path)), tmp_path / 'o.yml')
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', opt_file, '--local-rank=0'])
+    opt, args = compat.parse_options(str(tmp_path), is_train=True)
+    assert args.local_rank == 0 and opt['dist'] is False

@@ -1,0 +1,111 @@
+"""Exact resume and crash safety: stop at k + resume to n == n uninterrupted; atomic saves; truncated states."""
+import os
+import shutil
+import sys
+
+import pytest
+import torch
+
+import basicsr.train
+from dukd_arch import compat
+from dukd_arch.data.resumable_sampler import ResumableSampler, SeededDataset
+from dukd_arch.utils import checkpoint
+from dukd_arch.utils.checkpoint import atomic_save, read_checkpoint
+from pipeline_opts import pipeline_options, write_options
+
+
+def _train(root, monkeypatch, total_iter, auto_resume=False, **kwargs):
+    opt = pipeline_options(str(root), name='run', total_iter=total_iter, **kwargs)
+    argv = ['train.py', '-opt', write_options(opt, root / f'run_{total_iter}.yml')]
+    monkeypatch.setattr(sys, 'argv', argv + (['--auto_resume'] if auto_resume else []))
+    basicsr.train.train_pipeline(str(root))
+    return root / 'experiments' / 'run'
+
+
+def _weights(exp, it):
+    return read_checkpoint(str(exp / 'models' / f'net_g_{it}.pth'))
+
+
+def test_stop_and_resume_gives_the_uninterrupted_weights(tmp_path, monkeypatch):
+    # 6 pairs, batch 2: 3 iterations per epoch; stopping at 4 is mid-epoch 1 and 8 is in epoch 2.
+    # Random crops/flips, label-consistency flips and EMA all take part.
+    a, b = tmp_path / 'straight', tmp_path / 'resumed'
+    a.mkdir(), b.mkdir()
+    exp_a = _train(a, monkeypatch, 8)
+    _train(b, monkeypatch, 4)
+    state = read_checkpoint(str(b / 'experiments' / 'run' / 'training_states' / '4.state'))
+    assert state['epoch'] == 1 and state['epoch_samples'] == 2 and len(state['rng']) == 1
+    exp_b = _train(b, monkeypatch, 8, auto_resume=True)
+    assert not list((b / 'experiments').glob('run_archived_*')), 'auto-resume must not archive the run'
+
+    wa, wb = _weights(exp_a, 8), _weights(exp_b, 8)
+    for key in ('params', 'params_ema'):
+        for name, value in wa[key].items():
+            assert torch.equal(value, wb[key][name]), f'{key}.{name} differs after resume'
+    # the run really moved between 4 and 8 (a resume that restarted from scratch would not match either)
+    w4 = _weights(exp_a, 4)['params']
+    assert any(not torch.equal(w4[k], wa['params'][k]) for k in w4)
+
+
+def test_sampler_continues_mid_epoch_and_seeds_by_position():
+    data = list(range(10))
+    full = ResumableSampler(data, num_replicas=2, rank=1, seed=3)
+    full.set_epoch(2)
+    cont = ResumableSampler(data, num_replicas=2, rank=1, seed=3)
+    cont.resume_at(2, 3)
+    cont.set_epoch(2)
+    assert list(cont) == list(full)[3:]
+    assert list(cont) == list(cont), 'every iterator over the resumed epoch starts at the same place'
+    cont.set_epoch(3)
+    full.set_epoch(3)
+    assert list(cont) == list(full), 'only the resumed epoch is shortened'
+    seeds = [s for _, _, s in full]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_augmentation_does_not_depend_on_worker_count(tmp_path):
+    import basicsr.data
+    opt = pipeline_options(str(tmp_path))
+    dataset_opt = dict(opt['datasets']['train'], phase='train', scale=2)
+    batches = []
+    for workers in (0, 2):
+        dataset = SeededDataset(basicsr.data.build_dataset(dataset_opt))
+        sampler = ResumableSampler(dataset, 1, 0, seed=0)
+        loader = basicsr.data.build_dataloader(dataset, dict(dataset_opt, num_worker_per_gpu=workers), num_gpu=0,
+                                               sampler=sampler, seed=0)
+        batches.append([b['gt'] for b in loader])
+    assert all(torch.equal(x, y) for x, y in zip(*batches))
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / 'net_g_4.pth'
+    atomic_save({'params': {'w': torch.ones(3)}}, str(target))
+
+    def dying_save(obj, f, *args, **kwargs):
+        f.write(b'PK\x03\x04 half a zip')  # some bytes reach the disk, then the process "dies"
+        raise KeyboardInterrupt('killed during save')
+
+    monkeypatch.setattr(checkpoint.torch, 'save', dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({'params': {'w': torch.zeros(3)}}, str(target))
+    monkeypatch.undo()
+    assert torch.equal(read_checkpoint(str(target))['params']['w'], torch.ones(3))
+    assert os.listdir(tmp_path) == ['net_g_4.pth'], 'no temporary file may remain'
+
+
+def test_auto_resume_skips_a_truncated_newest_state(tmp_path):
+    exp = tmp_path / 'experiments' / 'run'
+    (exp / 'training_states').mkdir(parents=True)
+    (exp / 'models').mkdir()
+    for it in (4, 8):
+        atomic_save({'epoch': 1, 'iter': it, 'optimizers': [], 'schedulers': [], 'epoch_samples': 2},
+                    str(exp / 'training_states' / f'{it}.state'))
+        atomic_save({'params': {}}, str(exp / 'models' / f'net_g_{it}.pth'))
+    good = (exp / 'training_states' / '8.state').read_bytes()
+    (exp / 'training_states' / '12.state').write_bytes(good[:len(good) // 2])  # killed mid-write (no atomic save)
+    shutil.copy(exp / 'models' / 'net_g_8.pth', exp / 'models' / 'net_g_12.pth')
+    opt = {'auto_resume': True, 'network_g': {}, 'path': {
+        'experiments_root': str(exp), 'models': str(exp / 'models'), 'resume_state': None}}
+    state = compat.load_resume_state(opt)
+    assert state['iter'] == 8 and opt['path']['resume_state'].endswith('8.state')
+    assert opt['resume_position'] == {'epoch': 1, 'samples_done': 2, 'world_size': 1}
