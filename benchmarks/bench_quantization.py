@@ -14,6 +14,7 @@ QuantEDSR at W4A4 and W2A2 initialised from it and trained three ways: no teache
       activations. KDModel's EMA copies buffers (docs/quantization.md);
     - output KD: KDModel, the demo's kd_opt (L1 to the teacher output, weight 1);
     - DUKD: DUKDModel, the demo's DUKD settings.
+* control: the FP row continued for the same iterations as a no-teacher QAT row, full precision.
 Every row is scored with test.py on the held-out photos (EMA weights, PSNR / SSIM on Y, border 4). Derived
 train options: experiments/_derived_options/bqz_*.yml; test options: experiments/_derived_options/test_bqz_*.yml.
 
@@ -57,6 +58,13 @@ def test_option(name, network_g):
 
 def rows(qat_iters):
     out = [('fp', Run('FP EDSR, DUKD', DUKD_OPT, FP_NAME, {'network_g': EDSR}), test_option(FP_NAME, EDSR))]
+    # control: the FP row continued exactly like a no-teacher QAT row, so "QAT row - this row" is the cost of
+    # quantization at equal training (the QAT rows get qat_iters more iterations than the FP row)
+    cont = 'bqz_edsr_fp_cont'
+    out.append(('fp_cont', Run('FP EDSR continued, no teacher (L1 to GT)', KD_OPT, cont, {
+        'network_g': EDSR, 'path:pretrain_network_g': f'experiments/{FP_NAME}/models/net_g_latest.pth',
+        'path:param_key_g': 'params_ema', 'path:strict_load_g': True, 'train:optim_g:lr': 5e-4,
+        **iteration_changes(qat_iters), 'model_type': 'KDModel', 'train:kd_opt': None}), test_option(cont, EDSR)))
     for bits in (4, 2):
         qnet = {**EDSR, 'type': 'QuantEDSR', 'w_bits': bits, 'a_bits': bits}
         common = {'network_g': qnet, 'path:pretrain_network_g': f'experiments/{FP_NAME}/models/net_g_latest.pth',
@@ -75,7 +83,7 @@ def rows(qat_iters):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--qat-iters', type=int, default=400, help='iterations of each QAT row (default 400)')
-    p.add_argument('--rows', nargs='+', help='only these row keys (fp, w4a4_scratch, w4a4_kd, w4a4_dukd, w2a2_...)')
+    p.add_argument('--rows', nargs='+', help='only these row keys (fp, fp_cont, w4a4_scratch, w4a4_kd, w4a4_dukd, w2a2_...)')
     p.add_argument('--threads', type=int, help='OMP_NUM_THREADS per run (1 helps on a busy machine)')
     args = p.parse_args()
     os.chdir(ROOT)
