@@ -9,6 +9,7 @@ Everything goes through train.py / test.py; finished runs are reused (same stamp
 
     python benchmarks/bench_teacher_strength.py --seeds 0 --threads 1
     python benchmarks/bench_teacher_strength.py --seeds 0 1 --extra-iters 1600 --lr 2e-4 --threads 1
+    python benchmarks/bench_teacher_strength.py --seeds 0 1 --extra-iters 0 --threads 1   # reference rows
 
 With ``--baseline experiments/bench_quality/quality.json`` (written by benchmarks/bench_quality.py) the
 table also shows the same seeds' rows against the 800-iteration teacher.
@@ -48,11 +49,13 @@ def teacher_changes(base_weights, extra_iters, lr):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--seeds', type=int, nargs='+', default=[0])
-    p.add_argument('--extra-iters', type=int, default=1600, help='iterations added to the 800-iteration teacher')
+    p.add_argument('--extra-iters', type=int, default=1600,
+                   help='iterations added to the 800-iteration teacher (0: the demo teacher itself)')
     p.add_argument('--lr', type=float, default=2e-4, help='learning rate of the continuation')
     p.add_argument('--variants', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     p.add_argument('--threads', type=int, help='OMP_NUM_THREADS per run (1 helps on a busy machine)')
-    p.add_argument('--json', default='experiments/bench_teacher_strength/results.json')
+    p.add_argument('--json', default='experiments/bench_teacher_strength/results.json',
+                   help='results file (merged across calls with the same teacher)')
     p.add_argument('--baseline', default='experiments/bench_quality/quality.json',
                    help="bench_quality.py's results with the 800-iteration teacher (shown when present)")
     args = p.parse_args()
@@ -67,16 +70,24 @@ def main():
     base = Run('demo teacher (800 it)', 'options/demo/train_teacher.yml', 'demo_teacher')
     pipeline.train(base, log_dir, threads=args.threads)
     base_row = pipeline.test(base, test_teacher, log_dir, threads=args.threads)
-    strong = Run(f'teacher +{args.extra_iters} it', 'options/demo/train_teacher.yml',
-                 f'ts_teacher_plus{args.extra_iters}_lr{args.lr:g}',
-                 teacher_changes(base.weights, args.extra_iters, args.lr))
-    t = time.time()
-    seconds = pipeline.train(strong, log_dir, threads=args.threads)
-    t_row = pipeline.test(strong, test_teacher, log_dir, threads=args.threads)
-    t_row.update(train_seconds=seconds, wall_seconds=time.time() - t, iters=800 + args.extra_iters,
-                 curve=pipeline.curve(strong))
+    if args.extra_iters:
+        strong = Run(f'teacher +{args.extra_iters} it', 'options/demo/train_teacher.yml',
+                     f'ts_teacher_plus{args.extra_iters}_lr{args.lr:g}',
+                     teacher_changes(base.weights, args.extra_iters, args.lr))
+        t = time.time()
+        seconds = pipeline.train(strong, log_dir, threads=args.threads)
+        t_row = pipeline.test(strong, test_teacher, log_dir, threads=args.threads)
+        t_row.update(train_seconds=seconds, wall_seconds=time.time() - t, iters=800 + args.extra_iters,
+                     curve=pipeline.curve(strong))
+    else:  # the reference rows: the demo teacher itself, trained with the same code as the other rows
+        strong, t_row = base, dict(base_row, train_seconds=None, iters=800)
 
     results = {}
+    if osp.isfile(args.json):  # merged across calls (e.g. a second seed later) when the teacher is the same
+        with open(args.json) as f:
+            previous = json.load(f)
+        if previous['teacher']['suffix'] == t_row['suffix']:
+            results = previous['runs']
     for seed in args.seeds:
         for variant in args.variants:
             label, opt_file = STUDENTS[variant]
@@ -115,7 +126,7 @@ def main():
                      f"| {r['seed']} | {STUDENTS[r['variant']][0]} | {r['psnr']:.3f} | {r['psnr_to_teacher']:.2f} "
                      f"| {r['train_seconds'] or 0:.0f} | - |")
     for a, b in (('dukd', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch')):
-        for seed in args.seeds:
+        for seed in sorted({r['seed'] for r in results.values()}):
             ra = [r for r in results.values() if r['variant'] == a and r['seed'] == seed]
             rb = [r for r in results.values() if r['variant'] == b and r['seed'] == seed]
             if ra and rb:
