@@ -95,7 +95,7 @@ def derived(key, name, iters, args, teacher_weights=None):
         opt = yaml.safe_load(f)
     opt['name'] = name
     opt['num_gpu'] = 'auto'
-    opt['manual_seed'] = 0
+    opt['manual_seed'] = args.seed if teacher_weights else 0  # the teacher is always the seed-0 one
     opt['gt_size'] = args.gt_size
     opt['queue_size'] = args.batch * 4
     tr = opt['datasets']['train']
@@ -190,6 +190,7 @@ def main():
     p.add_argument('--pre-crop', type=int, default=128, help='px of the GT the degradation works on (>= 74)')
     p.add_argument('--rows', nargs='+', choices=[k for k, _ in ROWS])
     p.add_argument('--threads', type=int)
+    p.add_argument('--seed', type=int, default=0, help='student seed (rows of seed s > 0 are keyed <row>_s<s>)')
     p.add_argument('--force', action='store_true', help='retrain even if weights exist')
     args = p.parse_args()
     os.chdir(ROOT)
@@ -203,13 +204,15 @@ def main():
     json_path = osp.join(OUT, 'rows.json')
     results = json.load(open(json_path)) if osp.isfile(json_path) else {}
     jobs = [('teacher', 'scratch', 'brw_teacher', args.teacher_iters, 'teacher (32 ch x 8, scratch)')]
-    jobs += [(k, k, f'brw_student_{k}', args.iters, label) for k, label in ROWS if not args.rows or k in args.rows]
+    sfx = f'_s{args.seed}' if args.seed else ''
+    jobs += [(k + sfx, k, f'brw_student_{k}{sfx}', args.iters, label + (f' (seed {args.seed})' if args.seed else ''))
+             for k, label in ROWS if not args.rows or k in args.rows]
     tw = osp.join('experiments', 'brw_teacher', 'models', 'net_g_latest.pth')
     for key, base, name, iters, label in jobs:
         opt_file = derived(base, name, iters, args, None if key == 'teacher' else tw)
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         secs, load0 = None, load_avg()
-        stamp = {'iters': iters, 'batch': args.batch, 'gt_size': args.gt_size, 'pre_crop': args.pre_crop}
+        stamp = {'seed': args.seed if key != 'teacher' else 0, 'iters': iters, 'batch': args.batch, 'gt_size': args.gt_size, 'pre_crop': args.pre_crop}
         if args.force or not osp.isfile(weights) or results.get(key, {}).get('stamp') != stamp:
             shutil.rmtree(osp.join('experiments', name), ignore_errors=True)
             secs = run([sys.executable, osp.abspath(__file__), '--_train', opt_file],
@@ -233,11 +236,13 @@ def main():
 
 
 def table(results, args):
-    lines = [f'batch {args.batch}, gt_size {args.gt_size}, degradation on {args.pre_crop} px crops, seed 0; '
+    lines = [f'batch {args.batch}, gt_size {args.gt_size}, degradation on {args.pre_crop} px crops, student seed(s) in the row labels, else 0; '
              f'{os.cpu_count()} CPUs', '',
              '| row | iters | PSNR (dB) | SSIM | NIQE of SR (lower better) | train wall (s) | load avg before -> after |',
              '|---|---|---|---|---|---|---|']
-    for key in ['bicubic', 'teacher'] + [k for k, _ in ROWS]:
+    keys = [k for k, _ in ROWS]
+    keys += sorted(k for k in results if k.rsplit('_s', 1)[0] in keys and k not in keys)
+    for key in ['bicubic', 'teacher'] + keys:
         r = results.get(key)
         if r is None:
             lines.append(f'| {key} | - | not run | | | | |')
@@ -245,7 +250,7 @@ def table(results, args):
         niqe = f"{r['niqe']:.3f}" if 'niqe' in r else 'n/a'
         secs = f"{r['train_seconds']:.0f}" if r.get('train_seconds') else '-'
         lines.append(f"| {r['label']} | {r['iters']} | {r['psnr']:.3f} | {r['ssim']:.4f} | {niqe} | {secs} | "
-                     f"{r.get('load_avg_before', '?')} -> {r.get('load_avg_after', '?')} |")
+                     f"{r.get('load_avg_before', '-')} -> {r.get('load_avg_after', '-')} |")
     return '\n'.join(lines)
 
 
