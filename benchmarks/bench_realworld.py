@@ -241,7 +241,8 @@ def table(results, args):
              '| row | iters | PSNR (dB) | SSIM | NIQE of SR (lower better) | train wall (s) | load avg before -> after |',
              '|---|---|---|---|---|---|---|']
     keys = [k for k, _ in ROWS]
-    keys += sorted(k for k in results if k.rsplit('_s', 1)[0] in keys and k not in keys)
+    keys += sorted((k for k in results if k.rsplit('_s', 1)[0] in keys and k not in keys),
+                   key=lambda k: (int(k.rsplit('_s', 1)[1]), keys.index(k.rsplit('_s', 1)[0])))
     for key in ['bicubic', 'teacher'] + keys:
         r = results.get(key)
         if r is None:
