@@ -9,7 +9,7 @@ BENCH_ARGS ?=
 .PHONY: install test demo bench bench-quality
 install:
 	$(PYTHON) -m pip install -q $(TORCH_SPEC)
-	$(PYTHON) -m pip install -q -e '.[test,teachers,export]'
+	$(PYTHON) -m pip install -q -e '.[test,demo,teachers,export]'
 
 test: install
 	$(PYTHON) -m pytest -q

@@ -19,6 +19,7 @@ setup(
         'tqdm',
     ],
     extras_require={
+        'demo': ['scikit-image', 'matplotlib'],
         'test': ['pytest', 'scikit-image', 'matplotlib'],
         'teachers': ['spandrel'],
         'export': ['onnx', 'onnxruntime'],
