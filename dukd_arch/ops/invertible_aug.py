@@ -32,11 +32,12 @@ def sample_augmentations(batch: int, prob: float, ops: Sequence[str] = AUGMENTAT
 def _apply(x: torch.Tensor, flags: torch.Tensor, order) -> torch.Tensor:
     if flags.shape != (x.shape[0], len(AUGMENTATION_OPS)):
         raise ValueError(f'flags must be ({x.shape[0]}, {len(AUGMENTATION_OPS)}), got {tuple(flags.shape)}')
-    flags = flags.to(x.device)
+    active = flags.any(dim=0).tolist()  # flags are drawn on the CPU: no device sync per op
+    flags = flags.to(x.device, non_blocking=True)
     for j in order:
-        column = flags[:, j]
-        if not bool(column.any()):
+        if not active[j]:
             continue
+        column = flags[:, j]
         op = AUGMENTATION_OPS[j]
         if op == 'transpose' and x.shape[-1] != x.shape[-2]:
             raise ValueError(f'transpose needs square inputs, got {x.shape[-2]}x{x.shape[-1]}; '
