@@ -1,8 +1,12 @@
 """dukd: Data Upcycling Knowledge Distillation for image super-resolution, as a BasicSR extension.
 
-Importing the package registers its archs, datasets, losses and models in BasicSR's registries.
+Importing the package registers its archs, datasets, losses and models in BasicSR's registries (each also as
+``dukd.<Name>``; see ``registry.py``) and applies the crash-only BasicSR fixes of ``compat.py``; it changes
+nothing a run of a model that is not ours computes.
 """
 from . import compat  # noqa: F401  (must come first: patches basicsr before its first use)
-from . import archs, data, losses, models  # noqa: F401, E402
+from . import archs, data, losses, models, registry  # noqa: F401, E402
+
+registry.report_taken_names()
 
 __version__ = '0.1.0'

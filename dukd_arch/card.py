@@ -25,8 +25,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
+from basicsr.utils.registry import ARCH_REGISTRY
 
+from .archs.auto_teacher_arch import AutoTeacher
 from .ops import forward_padded
+from .registry import registered_as
 from .utils.student import load_student
 from .utils.teacher import build_teacher, freeze, window_multiple
 
@@ -240,7 +243,8 @@ def _teacher_or_note(opt: dict, device: torch.device):
     try:
         return build_teacher(opt, device), [], True
     except (FileNotFoundError, ValueError) as err:
-        if not opt.get('path', {}).get('pretrain_network_t') and opt['network_t'].get('type') != 'AutoTeacher':
+        if not opt.get('path', {}).get('pretrain_network_t') and not registered_as(
+                ARCH_REGISTRY, opt['network_t'].get('type'), AutoTeacher):
             raise
         try:
             net = freeze(build_network(copy.deepcopy(dict(opt['network_t']))).to(device))

@@ -28,6 +28,12 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E40
 
 from basicsr.data import build_dataloader, build_dataset  # noqa: E402
 
+from . import registry  # noqa: E402
+
+# basicsr's Registry asserts on a taken name: ours go under dukd.<Name> too and never break a fork's import.
+# Installed before the first of our modules registers anything (the .data import below does).
+registry.install()
+
 from .data.resumable_sampler import ResumableSampler, SeededDataset  # noqa: E402
 from .utils.checkpoint import read_checkpoint  # noqa: E402
 

@@ -11,10 +11,12 @@ import torch
 
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
 
+from ..data.upcycling_paired_image_dataset import UpcyclingPairedImageDataset
 from ..ops import apply_augmentations, invert_augmentations, padding_needed, sample_augmentations, zoom_in, zoom_out
 from ..utils.dukd_options import parse_dukd_options
+from ..registry import registered_as
 from ..utils.teacher import window_multiple
 from .kd_model import KDModel
 
@@ -43,7 +45,7 @@ class DUKDModel(KDModel):
     def _check_upcycling_fits(self):
         """Fail before the first iteration when the configured upcycling cannot work with these patches."""
         train_set = self.opt.get('datasets', {}).get('train', {})
-        if train_set.get('type') == 'UpcyclingPairedImageDataset':
+        if registered_as(DATASET_REGISTRY, train_set.get('type'), UpcyclingPairedImageDataset):
             data_tiles = int((train_set.get('upcycling') or {}).get('zoom_in_tiles', 1))
             if data_tiles not in (0, self.dukd.zoom_in_tiles):
                 raise ValueError(f'datasets.train.upcycling.zoom_in_tiles={data_tiles} but train.dukd_opt asks for '
