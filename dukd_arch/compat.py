@@ -1,6 +1,16 @@
 """Every workaround for BasicSR 1.4.2 on current torch/torchvision, each with its reason.
 
 Imported first by ``dukd_arch/__init__.py``: the import shim must run before anything imports basicsr.
+
+Two kinds of fix, so that importing us into a BasicSR fork changes none of its own runs:
+
+* global, because they only turn a crash or a hang into working behaviour: the torchvision import shim,
+  resume without CUDA, ``--local-rank``, ``init_dist`` without GPUs, DDP on CPU, the prefetch thread that hung
+  on a loader error, ``filter2D`` on channels-last tensors, duplicate registry names (``registry.py``);
+* run-scoped, because they change what a run computes: the exact-resume data path (seeded samples, a
+  sampler that continues mid-epoch), root-relative auto-resume that skips broken states, and the teacher
+  kept out of resume. They apply when ``model_type`` is one of ours (``is_dukd_model``) or, for the data
+  path and resume, when the options say ``train.exact_resume: true``; everything else runs as in BasicSR.
 """
 import logging
 import math
@@ -11,6 +21,7 @@ from os import path as osp
 
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 import torchvision.transforms.functional as _tv_functional
 
 # basicsr.data.degradations imports torchvision.transforms.functional_tensor, removed in torchvision 0.17.
@@ -23,7 +34,9 @@ import basicsr.utils.img_process_util  # noqa: E402
 import basicsr.utils.options  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils import check_resume as _basicsr_check_resume  # noqa: E402
+from basicsr.utils import scandir  # noqa: E402
 from basicsr.utils.options import parse_options as _basicsr_parse_options  # noqa: E402
+from basicsr.utils.registry import MODEL_REGISTRY  # noqa: E402
 from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E402
 
 from basicsr.data import build_dataloader, build_dataset  # noqa: E402
@@ -39,14 +52,41 @@ from .utils.checkpoint import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
 TEACHER_NETWORK = 'network_t'
+EXACT_RESUME_OPTION = 'exact_resume'  # train.exact_resume: the exact-resume data path for any model
+_basicsr_create_train_val_dataloader = basicsr.train.create_train_val_dataloader
+_basicsr_load_resume_state = basicsr.train.load_resume_state
 
 
+# ------------------------------------------------------------------------------------------ which runs
+def is_dukd_model(opt):
+    """``model_type`` (short name, ``dukd.`` alias or any alias) builds one of our models: a class defined in
+    dukd_arch or a subclass of our KDModel (it has our frozen teacher and our training state)."""
+    from .models.kd_model import KDModel  # not at import time: the models register after this module
+    cls = registry.lookup(MODEL_REGISTRY, opt.get('model_type'))
+    return isinstance(cls, type) and (registry.is_dukd_object(cls) or issubclass(cls, KDModel))
+
+
+def exact_resume_enabled(opt):
+    """The exact-resume data path and resume: ``train.exact_resume`` when set, else on for our models only."""
+    value = (opt.get('train') or {}).get(EXACT_RESUME_OPTION)
+    if value is None:
+        return is_dukd_model(opt)
+    if not isinstance(value, bool):
+        raise ValueError(f'train.{EXACT_RESUME_OPTION} must be true or false, got {value!r}')
+    return value
+
+
+# ------------------------------------------------------------------------------------------ resume
 def check_resume(opt, resume_iter):
-    """basicsr's check_resume, but the frozen teacher keeps its own path and param key.
+    """basicsr's check_resume, but for our models the frozen teacher keeps its own path and param key.
 
     basicsr points ``pretrain_network_<x>`` of every ``network_<x>`` at ``models/net_<x>_<iter>.pth``
-    and flips ``param_key_<x>`` to ``params``: for the teacher that file never exists.
+    and flips ``param_key_<x>`` to ``params``: for our teacher that file never exists. A fork's model keeps
+    basicsr's behaviour (its ``network_t`` may be trainable and saved).
     """
+    if not is_dukd_model(opt):
+        _basicsr_check_resume(opt, resume_iter)
+        return
     path_opt = opt['path']
     ignore = list(path_opt.get('ignore_resume_networks') or [])
     if TEACHER_NETWORK not in ignore:
@@ -70,7 +110,8 @@ def _state_files(state_dir):
 
 
 def load_resume_state(opt):
-    """basicsr's load_resume_state, made correct for us.
+    """basicsr's load_resume_state, made correct for us (runs with the exact-resume data path; others get
+    ``plain_load_resume_state``).
 
     * auto-resume looks under ``<root>/experiments/<name>`` (basicsr used the working directory, so from
       any other folder it found nothing and archived the run);
@@ -78,6 +119,8 @@ def load_resume_state(opt):
     * the newest state that loads and whose network file exists wins: a state cut short by a crash is
       skipped with a warning instead of killing the resume.
     """
+    if not exact_resume_enabled(opt):
+        return plain_load_resume_state(opt)
     if opt.get('auto_resume'):
         state_dir = osp.join(opt['path']['experiments_root'], 'training_states')
         candidates = _state_files(state_dir)
@@ -104,6 +147,29 @@ def load_resume_state(opt):
     return None
 
 
+def plain_load_resume_state(opt):
+    """basicsr's load_resume_state unchanged (auto-resume under ``./experiments/<name>``, the newest state) but
+    for one crash: without CUDA the state loads on the CPU (basicsr called ``torch.cuda.current_device()``)."""
+    if torch.cuda.is_available():
+        return _basicsr_load_resume_state(opt)
+    resume_state_path = None
+    if opt['auto_resume']:
+        state_path = osp.join('experiments', opt['name'], 'training_states')
+        if osp.isdir(state_path):
+            states = list(scandir(state_path, suffix='state', recursive=False, full_path=False))
+            if len(states) != 0:
+                states = [float(v.split('.state')[0]) for v in states]
+                resume_state_path = osp.join(state_path, f'{max(states):.0f}.state')
+                opt['path']['resume_state'] = resume_state_path
+    elif opt['path'].get('resume_state'):
+        resume_state_path = opt['path']['resume_state']
+    if resume_state_path is None:
+        return None
+    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
 def resume_position(state):
     """Where in its epoch the saved run stopped: ``{epoch, samples_done (per rank), world_size}``, or None for a
     state without it (written by basicsr's own models): that epoch then restarts from its first batch."""
@@ -116,7 +182,8 @@ def resume_position(state):
 
 
 def create_train_val_dataloader(opt, logger):
-    """basicsr's create_train_val_dataloader with an exactly resumable training loader.
+    """basicsr's create_train_val_dataloader with an exactly resumable training loader, for our models and runs
+    with ``train.exact_resume: true`` (other runs get basicsr's loaders unchanged).
 
     * ``ResumableSampler`` + ``SeededDataset``: per-sample seeds, so augmentations do not depend on workers
       (basicsr's worker_init_fn reseeds each worker identically every epoch) and a resumed epoch continues
@@ -124,6 +191,8 @@ def create_train_val_dataloader(opt, logger):
     * the loader draws its workers' base seed from its own generator, not the global torch RNG, so creating
       an iterator at an epoch start does not shift the training process's random stream.
     """
+    if not exact_resume_enabled(opt):
+        return _basicsr_create_train_val_dataloader(opt, logger)
     train_loader, train_sampler, val_loaders = None, None, []
     total_epochs = total_iters = None
     for phase, dataset_opt in opt['datasets'].items():
@@ -192,7 +261,10 @@ def default_backend():
 
 def init_dist(launcher, backend=None, **kwargs):
     """basicsr's init_dist hard-codes NCCL and ``rank % cuda.device_count()`` (a ZeroDivisionError without
-    GPUs). Here: NCCL on GPUs, gloo on CPU; each process takes the GPU of its LOCAL_RANK."""
+    GPUs). Here: NCCL on GPUs, gloo on CPU; each process takes the GPU of its LOCAL_RANK.
+
+    ``backend='nccl'`` (``dist_params.backend`` with the slurm launcher) falls back to gloo, with a warning, only
+    on a machine without CUDA; where CUDA is present and NCCL cannot start, that is an error."""
     if launcher == 'slurm':
         # same environment basicsr derives from SLURM, without touching CUDA
         proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
@@ -208,14 +280,28 @@ def init_dist(launcher, backend=None, **kwargs):
             raise RuntimeError(f'--launcher {launcher} needs ${var}; start training with '
                                '`torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch`')
     if backend == 'nccl' and not torch.cuda.is_available():  # e.g. `dist_params: {backend: nccl}` on a CPU node
-        logger.warning('NCCL needs GPUs and none is visible: using the gloo backend.')
-        backend = None
+        logger.warning('dist_params.backend is nccl but this machine has no CUDA device: using the gloo backend.')
+        backend = 'gloo'
     backend = backend or default_backend()
     if backend == 'nccl':
-        local_rank = int(os.environ.get('LOCAL_RANK', int(os.environ['RANK']) % torch.cuda.device_count()))
-        torch.cuda.set_device(local_rank)
+        if not dist.is_nccl_available():
+            raise RuntimeError('The NCCL backend was asked for on a CUDA machine but this torch build has no NCCL. '
+                               'Install a CUDA build of torch with NCCL, or choose gloo deliberately '
+                               '(dist_params: {backend: gloo}).')
+        local_rank = os.environ.get('LOCAL_RANK')
+        torch.cuda.set_device(int(local_rank) if local_rank is not None else
+                              int(os.environ['RANK']) % torch.cuda.device_count())
+    if mp.get_start_method(allow_none=True) is None:
+        mp.set_start_method('spawn')  # as basicsr's init_dist: a distributed run's loader workers are spawned
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, **kwargs)
+        try:
+            dist.init_process_group(backend=backend, **kwargs)
+        except Exception as err:  # noqa: B902 (re-raised with the fix; never a silent switch to gloo)
+            if backend != 'nccl':
+                raise
+            raise RuntimeError(f'The NCCL backend could not start on this CUDA machine ({err}). Fix the NCCL setup '
+                               '(NCCL_DEBUG=INFO shows why) or choose gloo deliberately (dist_params: '
+                               '{backend: gloo}); dukd does not fall back to gloo where CUDA is present.') from err
 
 
 def model_to_device(self, net):

@@ -104,7 +104,7 @@ def test_auto_resume_skips_a_truncated_newest_state(tmp_path):
     good = (exp / 'training_states' / '8.state').read_bytes()
     (exp / 'training_states' / '12.state').write_bytes(good[:len(good) // 2])  # killed mid-write (no atomic save)
     shutil.copy(exp / 'models' / 'net_g_8.pth', exp / 'models' / 'net_g_12.pth')
-    opt = {'auto_resume': True, 'network_g': {}, 'path': {
+    opt = {'auto_resume': True, 'model_type': 'DUKD', 'network_g': {}, 'path': {
         'experiments_root': str(exp), 'models': str(exp / 'models'), 'resume_state': None}}
     state = compat.load_resume_state(opt)
     assert state['iter'] == 8 and opt['path']['resume_state'].endswith('8.state')
