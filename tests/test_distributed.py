@@ -80,3 +80,65 @@ def test_launch_style_local_rank_reaches_basicsr_argparse(tmp_path, monkeypatch)
     monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', opt_file, '--local-rank=0'])
     opt, args = compat.parse_options(str(tmp_path), is_train=True)
     assert args.local_rank == 0 and opt['dist'] is False
+
+
+class _FakeProcessGroup:
+    """Records init_process_group calls; fails for the backends in ``failing``."""
+
+    def __init__(self, failing=()):
+        self.backends, self.failing = [], failing
+
+    def __call__(self, backend, **kwargs):
+        self.backends.append(backend)
+        if backend in self.failing:
+            raise RuntimeError('NCCL error: unhandled system error')
+
+
+@pytest.fixture
+def fake_dist(monkeypatch):
+    """init_dist with torchrun's environment, no real process group, no change to the start method."""
+    monkeypatch.setenv('RANK', '0'), monkeypatch.setenv('WORLD_SIZE', '1')
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1'), monkeypatch.setenv('MASTER_PORT', '29500')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr(compat.dist, 'is_initialized', lambda: False)
+    monkeypatch.setattr(compat.mp, 'get_start_method', lambda allow_none=False: 'fork')
+    monkeypatch.setattr(compat.torch.cuda, 'set_device', lambda device: None)
+
+    def make(cuda, nccl=True, failing=()):
+        group = _FakeProcessGroup(failing)
+        monkeypatch.setattr(compat.torch.cuda, 'is_available', lambda: cuda)
+        monkeypatch.setattr(compat.dist, 'is_nccl_available', lambda: nccl)
+        monkeypatch.setattr(compat.dist, 'init_process_group', group)
+        return group
+
+    return make
+
+
+def test_explicit_nccl_that_fails_on_a_cuda_machine_is_an_error(fake_dist):
+    group = fake_dist(cuda=True, failing=('nccl', ))
+    with pytest.raises(RuntimeError, match='NCCL backend could not start on this CUDA machine'):
+        compat.init_dist('pytorch', backend='nccl')
+    assert group.backends == ['nccl'], 'no silent retry with gloo'
+    group = fake_dist(cuda=True, failing=('nccl', ))
+    with pytest.raises(RuntimeError, match='could not start'):
+        compat.init_dist('pytorch')  # the hardware default on a CUDA machine is nccl: same rule
+    assert group.backends == ['nccl']
+
+
+def test_nccl_missing_from_the_torch_build_on_a_cuda_machine_is_an_error(fake_dist):
+    group = fake_dist(cuda=True, nccl=False)
+    with pytest.raises(RuntimeError, match='has no NCCL'):
+        compat.init_dist('pytorch', backend='nccl')
+    assert group.backends == []
+
+
+def test_nccl_on_a_cpu_only_machine_falls_back_to_gloo_with_a_warning(fake_dist, caplog):
+    group = fake_dist(cuda=False)
+    with caplog.at_level('WARNING', logger='basicsr'):
+        compat.init_dist('pytorch', backend='nccl')
+    assert group.backends == ['gloo']
+    assert 'no CUDA device: using the gloo backend' in caplog.text
+    caplog.clear()
+    group = fake_dist(cuda=False)
+    compat.init_dist('pytorch')  # nothing asked for: the hardware default, no warning
+    assert group.backends == ['gloo'] and not caplog.text
