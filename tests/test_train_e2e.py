@@ -31,6 +31,7 @@ def _dataset(root, phase, authors_keys):
         opt['upcycling'] = {'zoom_in_tiles': 2, 'positions': 'random', 'zoom_out': True}
         if authors_keys:
             opt['type'] = 'PairedImageDataset'  # the authors' dataset: DUKDModel prepares upcycled inputs itself
+            del opt['upcycling']  # not a PairedImageDataset key (the option check would refuse it)
     return opt
 
 

@@ -40,7 +40,21 @@ def _unknown(section: str, given: dict, known: set):
         raise ValueError(f'train.{section}: unknown key(s) {sorted(extra)}; known keys are {sorted(known)}')
 
 
+def _check_types(train_opt: dict):
+    """The option schema's checks on these keys (a string 'false', a float tile count, a bool probability),
+    also for models built without train.py's whole-file validation."""
+    from ..options.schema import DUKD_TRAIN
+    from ..options.spec import Context, check
+    ctx = Context(opt={}, is_train=True)
+    for key in ('dukd_opt', 'noisy'):
+        if key in train_opt:
+            check(DUKD_TRAIN[key], train_opt[key], f'train.{key}', ctx)
+    if ctx.errors:
+        raise ValueError('; '.join(f'{path}: {message}' for path, message in ctx.errors))
+
+
 def parse_dukd_options(train_opt: dict) -> DUKDConfig:
+    _check_types(train_opt)
     dukd = dict(train_opt.get('dukd_opt') or {})
     _unknown('dukd_opt', dukd, _KNOWN_KEYS)
     kw = {}
