@@ -13,7 +13,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..card import write_model_card
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
-from ..utils.checkpoint import atomic_save
+from ..utils.checkpoint import atomic_save, read_checkpoint
 from ..utils.grad_sync import average_gradients_across_ranks
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.rng import gather_rng_states, restore_rng_states
@@ -58,11 +58,32 @@ class KDModel(SRModel):
             if path is not None:
                 load_weights(module, path, 'params', True, option=f'path.pretrain_network_{name}')
         super().init_training_settings()
+        self.fill_ema_from_student()
         kd_opt = train_opt.get('kd_opt')
         self.cri_kd = build_loss(dict(kd_opt)).to(self.device) if kd_opt else None
         compile_kwargs = parse_compile(train_opt.get('compile'))
         # training forwards only; saving, EMA and testing keep using the plain (uncompiled) modules
         self.net_g_train = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
+
+    def fill_ema_from_student(self):
+        """With ``strict_load_g: false`` (the EDSR x4 students start from the x2 students) BasicSR loads the
+        file's ``params_ema`` into net_g_ema and leaves the layers the file lacks (the x4 upsampler) at the
+        EMA's own random init, different from the student's. Those layers are copied from the student."""
+        path_opt = self.opt['path']
+        load_path = path_opt.get('pretrain_network_g')
+        if load_path is None or path_opt.get('strict_load_g', True) or not hasattr(self, 'net_g_ema'):
+            return
+        ckpt = read_checkpoint(load_path, what='student checkpoint (path.pretrain_network_g)')
+        key = next((k for k in ('params_ema', 'params') if k in ckpt), None)  # BasicSR's fallback order
+        loaded = {(k[7:] if k.startswith('module.') else k): v for k, v in (ckpt[key] if key else ckpt).items()}
+        student = self.get_bare_model(self.net_g).state_dict()
+        ema = self.net_g_ema.state_dict()
+        copied = [k for k, v in ema.items() if k not in loaded or loaded[k].shape != v.shape]
+        for name in copied:
+            ema[name].copy_(student[name])
+        if copied:
+            get_root_logger().info(f'net_g_ema: {len(copied)} tensors not in {load_path} ({key or "state dict"}) '
+                                   f'copied from the loaded student, e.g. {copied[:3]}')
 
     def model_to_device(self, net):
         """channels_last is set before DDP wraps the student, so DDP's buckets match the parameter layout."""
