@@ -235,7 +235,11 @@ REALWORLD_TOP['second_blur_prob'] = NUMBER
 
 def model_families(model_cls):
     """Which groups of keys a model class reads."""
+    from basicsr.models.esrgan_model import ESRGANModel
+    from basicsr.models.swinir_model import SwinIRModel
+
     from ..models.dukd_model import DUKDModel
+    from ..models.dukd_realesrgan_model import DUKDRealESRGANModel
     from ..models.dukd_realesrnet_model import DUKDRealESRNetModel, RealWorldSynthesis
     from ..models.feature_kd_model import FeatureKDMixin
     from ..models.kd_model import KDModel
@@ -243,13 +247,15 @@ def model_families(model_cls):
     def sub(*bases):
         return inspect.isclass(model_cls) and issubclass(model_cls, bases)
 
+    # BasicSR's SR models whose train keys are all known here (HiFaceGAN, video models, ...: not checked)
+    known_sr = (SRModel, SwinIRModel, SRGANModel, ESRGANModel, RealESRNetModel, RealESRGANModel)
     return {
-        'sr': sub(SRModel),
+        'sr': model_cls in known_sr or sub(KDModel, RealWorldSynthesis),
         'kd': sub(KDModel),
         'dukd': sub(DUKDModel),
         'feature': sub(FeatureKDMixin),
         'authors_fakd': getattr(model_cls, 'authors_fakd', False),
-        'gan': sub(SRGANModel) or hasattr(model_cls, 'optimize_discriminator') or 'GAN' in model_cls.__name__,
+        'gan': sub(SRGANModel, DUKDRealESRGANModel),
         'realworld': sub(RealESRNetModel, RealESRGANModel, RealWorldSynthesis),
         'realworld_dukd': sub(DUKDRealESRNetModel),
     }
