@@ -270,3 +270,18 @@ def test_checkpoints_get_the_umask_mode(umask, tmp_path):
         os.umask(old)
     mode = os.stat(tmp_path / 'net_g_1.pth').st_mode & 0o777
     assert mode == 0o666 & ~umask == os.stat(tmp_path / 'reference').st_mode & 0o777
+
+
+def test_auto_teacher_with_nonfinite_weights_is_refused(tmp_path):
+    pytest.importorskip('spandrel')
+    from basicsr.archs.srvgg_arch import SRVGGNetCompact
+    from safetensors.torch import save_file
+
+    from dukd_arch.utils.teacher import build_teacher
+    state = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=4).state_dict()
+    state['body.0.weight'][0, 0, 0, 0] = float('nan')
+    path = str(tmp_path / 'compact.safetensors')
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    opt = {'network_t': {'type': 'AutoTeacher', 'path': path, 'scale': 4}, 'path': {}}
+    with pytest.raises(ValueError, match=r'compact\.safetensors has non-finite values'):
+        build_teacher(opt, torch.device('cpu'))

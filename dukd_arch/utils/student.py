@@ -15,7 +15,7 @@ logger = logging.getLogger('basicsr')
 
 
 def load_network_safely(net: torch.nn.Module, load_path: str, strict: bool = True, param_key: Optional[str] = 'params',
-                        option: str = 'path.pretrain_network_g') -> None:
+                        option: str = 'network_g') -> None:
     """``BaseModel.load_network`` (``pretrain_network_g``, resume, test.py) with the same meaning, read safely.
 
     BasicSR's version calls ``torch.load`` without ``weights_only`` (a pickle in the file runs code on
@@ -23,7 +23,7 @@ def load_network_safely(net: torch.nn.Module, load_path: str, strict: bool = Tru
     back to ``params``; ``None`` loads the file's root; non-strict loading skips missing, unexpected and
     mis-shaped keys with a warning. Added: non-finite weights and files that fail their CRC are refused.
     """
-    ckpt = read_checkpoint(load_path, what=f'network file ({option})')
+    ckpt = read_checkpoint(load_path, what=f'{option} weights')
     if param_key is not None and isinstance(ckpt, dict) and param_key not in ckpt and 'params' in ckpt:
         logger.info(f'{load_path}: no {param_key!r}, loading its "params".')
         param_key = 'params'
@@ -31,10 +31,8 @@ def load_network_safely(net: torch.nn.Module, load_path: str, strict: bool = Tru
         state, _ = extract_state_dict({'root': ckpt}, 'root', load_path)
     else:
         state, _ = extract_state_dict(ckpt, param_key, load_path)
-    check_finite(state, load_path, f'network file ({option})')
-    if strict:
-        check_state_dict(net, state, load_path, option, strict=True)
-    else:
+    check_finite(state, load_path, f'{option} weights')
+    if not strict:
         own = net.state_dict()
         skipped = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
         missing = [k for k in own if k not in state]
@@ -45,7 +43,12 @@ def load_network_safely(net: torch.nn.Module, load_path: str, strict: bool = Tru
                 logger.warning(f'{load_path} loaded non-strictly: {len(keys)} {label}: {keys[:5]}')
         state = type(state)((k, v) for k, v in state.items() if k not in skipped)
     logger.info(f'Loading {net.__class__.__name__} from {load_path}, with param key: [{param_key}].')
-    net.load_state_dict(state, strict=strict)
+    try:  # the network's own load_state_dict decides (quantized students complete their quantizer state)
+        net.load_state_dict(state, strict=strict)
+    except RuntimeError as err:
+        check_state_dict(net, state, load_path, option, strict=strict)  # the readable version, naming the file
+        raise ValueError(f'{load_path} does not fit the network built from `{option}`: {str(err).splitlines()[0]}'
+                         ) from err
 
 
 def student_state_dict(path: str, param_key: Optional[str] = None):
