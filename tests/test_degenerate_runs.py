@@ -181,3 +181,22 @@ def test_run_with_a_few_skips_finishes_and_says_so(tmp_path, monkeypatch, record
     exp = _nan_run(tmp_path, monkeypatch, nan_calls=1)
     assert (exp / 'models' / 'net_g_latest.pth').exists()
     assert any('1 of 4 iterations were skipped' in m for m in records)
+
+
+def test_skip_counts_survive_a_resume(tmp_path, batch):
+    from dukd_arch.utils.checkpoint import read_checkpoint
+    opt = make_opt(tmp_path, train_extra={'nonfinite': 'skip'})
+    model = build_model(opt)
+    model.feed_data(_nan_batch(batch))
+    for it in (1, 2):
+        model.optimize_parameters(it)
+    model.feed_data(batch)
+    model.optimize_parameters(3)
+    model.save_training_state(0, 3)
+    resumed = build_model(make_opt(tmp_path, train_extra={'nonfinite': 'skip'}))
+    resumed.resume_training(read_checkpoint(os.path.join(opt['path']['training_states'], '3.state')))
+    assert resumed.nonfinite_counts == {'iters': 3, 'skipped': 2}
+    resumed.feed_data(_nan_batch(batch))
+    resumed.optimize_parameters(4)
+    with pytest.raises(RuntimeError, match='skipped 3 of its 4 iterations'):
+        resumed.check_skipped_steps()
