@@ -156,8 +156,8 @@ def check_train_set_size(num_pairs, dataset_opt, opt):
         raise ValueError(f'datasets.train ({name}) has {num_pairs} training pairs x dataset_enlarge_ratio {ratio} = '
                          f'{num_pairs * ratio} samples, {per_process} per process ({world_size} process(es)): fewer '
                          f'than one batch of {batch}, so not one iteration would run (incomplete batches are '
-                         f'dropped). Add pairs, lower batch_size_per_gpu to {max(per_process // multiplier, 1)} or less, or set '
-                         f'dataset_enlarge_ratio to {need} or more.')
+                         f'dropped). Add pairs, lower batch_size_per_gpu to {max(per_process // multiplier, 1)} or '
+                         f'less, or set dataset_enlarge_ratio to {need} or more.')
 
 
 def create_train_val_dataloader(opt, logger):
