@@ -212,7 +212,7 @@ SRMODEL_TRAIN = {
 GAN_TRAIN = {'optim_d': _optimizer, 'gan_opt': LOSS, 'net_d_iters': COUNT, 'net_d_init_iters': COUNT,
              'ldl_opt': OPTIONAL_LOSS}
 KD_TRAIN = {
-    'kd_opt': OPTIONAL_LOSS, 'nonfinite': one_of('error', 'skip'), 'amp': _parsed_by(parse_amp, 'train.amp'),
+    'kd_opt': OPTIONAL_LOSS, 'nonfinite': one_of('error', 'skip'), 'max_consecutive_skips': COUNT, 'amp': _parsed_by(parse_amp, 'train.amp'),
     'teacher_amp': _parsed_by(parse_amp, 'train.teacher_amp'), 'channels_last': BOOL,
     'compile': _parsed_by(parse_compile, 'train.compile'), 'model_card': BOOL,
 }
