@@ -14,7 +14,7 @@ import yaml
 
 from basicsr.archs import build_network
 
-from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
+from dukd_arch.utils.checkpoint import check_finite, extract_state_dict, read_checkpoint
 from dukd_arch.utils.quant_export import save_quantized
 
 
@@ -44,7 +44,12 @@ def export(argv=None):
     if key is None and isinstance(ckpt, dict) and 'params_ema' in ckpt:
         key = 'params_ema'
     state, used = extract_state_dict(ckpt, key, args.checkpoint)
-    net.load_state_dict(state, strict=True)
+    check_finite(state, args.checkpoint, 'quantized student checkpoint')
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # torch's wall of keys does not say which file
+        raise ValueError(f'{args.checkpoint} does not fit `network_g` of {args.opt}: {str(err).splitlines()[0]} ...; '
+                         'pass the options file the student was trained with.') from err
     metadata = save_quantized(net, args.output)
     layers = json.loads(metadata['quantization'])
     print(f'{args.output}: {metadata["arch"]} W{metadata["w_bits"]}A{metadata["a_bits"]}, {len(layers)} quantized '
