@@ -55,7 +55,6 @@ logger = logging.getLogger('basicsr')
 TEACHER_NETWORK = 'network_t'
 EXACT_RESUME_OPTION = 'exact_resume'  # train.exact_resume: the exact-resume data path for any model
 _basicsr_create_train_val_dataloader = basicsr.train.create_train_val_dataloader
-_basicsr_load_resume_state = basicsr.train.load_resume_state
 
 
 # ------------------------------------------------------------------------------------------ which runs
@@ -157,12 +156,11 @@ def load_resume_state(opt):
 
 
 def plain_load_resume_state(opt):
-    """basicsr's load_resume_state unchanged (auto-resume under ``./experiments/<name>``, the newest state) but
-    for one crash: without CUDA the state loads on the CPU (basicsr called ``torch.cuda.current_device()``)."""
-    if torch.cuda.is_available():
-        return _basicsr_load_resume_state(opt)
+    """basicsr's load_resume_state (auto-resume under ``./experiments/<name>``, the newest state as is) with the
+    state read by the safe reader, on the CPU: basicsr called ``torch.cuda.current_device()`` (a crash without
+    CUDA); the optimizers move their states to their parameters' device when loading them."""
     resume_state_path = None
-    if opt['auto_resume']:
+    if opt.get('auto_resume'):
         state_path = osp.join('experiments', opt['name'], 'training_states')
         if osp.isdir(state_path):
             states = list(scandir(state_path, suffix='state', recursive=False, full_path=False))
@@ -174,7 +172,7 @@ def plain_load_resume_state(opt):
         resume_state_path = opt['path']['resume_state']
     if resume_state_path is None:
         return None
-    resume_state = torch.load(resume_state_path, map_location='cpu', weights_only=True)
+    resume_state = read_checkpoint(resume_state_path, what='training state')
     check_resume(opt, resume_state['iter'])
     return resume_state
 

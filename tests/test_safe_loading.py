@@ -223,7 +223,7 @@ def _resumable_run(root, iters=(4, 8)):
         atomic_save({'epoch': 1, 'iter': it, 'optimizers': [], 'schedulers': [], 'epoch_samples': 2},
                     str(exp / 'training_states' / f'{it}.state'))
         atomic_save({'params': _tiny_student(seed=it).state_dict()}, str(exp / 'models' / f'net_g_{it}.pth'))
-    opt = {'auto_resume': True, 'network_g': {}, 'path': {
+    opt = {'auto_resume': True, 'model_type': 'DUKD', 'network_g': {}, 'path': {
         'experiments_root': str(exp), 'models': str(exp / 'models'), 'resume_state': None}}
     return exp, opt
 
