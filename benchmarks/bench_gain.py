@@ -42,7 +42,7 @@ RESULTS = 'benchmarks/results/gain'
 # capacity name: (num_feat, num_conv) of Real-ESRGAN's compact network; the name is its parameter count
 CAPACITIES = {'17k': (16, 4), '70k': (32, 6), '251k': (64, 6)}
 # training iterations per capacity, fixed by the convergence pilot (docs/gain_protocol.md, section 4)
-ITERS = {'17k': 4000, '70k': 4000, '251k': 4000}
+ITERS = {'17k': 8000, '70k': 4000, '251k': 2000}
 PHOTO_SETS = {'all': 6, 'two': 2, 'one': 1}
 PILOT_ITERS = (2000, 4000, 8000)
 
