@@ -64,6 +64,7 @@ def main(argv=None):
     to_save = half.half() if precision == 'fp16' else net
     save_safetensors(to_save, out, metadata={'network_g': json.dumps(opt['network_g']), 'scale': '4',
                                              'trained_with': OPT, 'precision': precision})
+    os.chmod(out, 0o644)
     digest = shipped.sha256_file(out)
 
     init = osp.join(shipped.WEIGHTS_DIR, '__init__.py')
@@ -101,6 +102,7 @@ The teacher of the gain study ([docs/gain_protocol.md](../../docs/gain_protocol.
 | held-out test (Dune, LadyBird, Wood, YellowFlower) | {scores['test']['bicubic']['psnr']:.3f} / {scores['test']['bicubic']['ssim']:.4f} | {scores['test'][precision]['psnr']:.3f} / {scores['test'][precision]['ssim']:.4f} |
 
 Validation curve (iteration: PSNR dB): {', '.join(f'{it}: {v:.3f}' for it, v in curve[::max(1, len(curve) // 8)])}, {curve[-1][0]}: {curve[-1][1]:.3f}.
+(BasicSR's EMA starts from the random initial weights, so the early EMA validation lags the training weights.)
 Scored by `python scripts/ship_teacher.py` on a 2-core shared CPU.
 
 Use it as any teacher:

@@ -12,7 +12,7 @@ WEIGHTS_DIR = osp.dirname(osp.abspath(__file__))
 PREFIX = 'dukd:'
 SHIPPED = {
     # options/gain/train_teacher.yml, 16000 iterations, EMA weights stored as fp16 (see reference_teacher_x4.md)
-    'reference_teacher_x4.safetensors': None,
+    'reference_teacher_x4.safetensors': '333bb2f0a8566c7528318d820235f8a2d76224cd83878150f1ed47e548cc0ea5',
 }
 
 
