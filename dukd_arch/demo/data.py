@@ -9,6 +9,7 @@ Layout (a normal BasicSR paired folder, plus an LMDB of the train split)::
 
     <root>/train/HR/<photo>_s###.png          <root>/train/LR_bicubic/X4/<photo>_s###.png
     <root>/train/HR.lmdb, LR_bicubic_X4.lmdb  (keys = file stems, basicsr meta_info.txt)
+    <root>/train/subsets/{two,one}/HR.lmdb, LR_bicubic_X4.lmdb   (the sub-images of SUBSETS' photos only)
     <root>/val/HR/<photo>.png                 <root>/val/LR_bicubic/X4/<photo>.png
     <root>/manifest.json                      (settings + file list; a matching one means "already built")
 """
@@ -25,8 +26,10 @@ from ..utils.sr_data import bicubic_downsample, extract_subimages, make_lmdb, mo
 # Fixed split of whole photographs. Only loaders whose file ships inside the package (no pooch download).
 TRAIN_PHOTOS = ('astronaut', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'retina', 'motorcycle_left')
 HELDOUT_PHOTOS = ('chelsea', 'coffee')
+# Data-scarce training sets (the gain study's "two" and "one" photo regimes), as extra LMDBs of the train split.
+SUBSETS = {'two': ('rocket', 'astronaut'), 'one': ('rocket',)}
 DEFAULTS = dict(scale=4, crop_size=192, step=144, thresh=48, min_std=12.0, max_per_photo=20)
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 def _loader(name: str) -> Callable[[], np.ndarray]:
@@ -68,7 +71,8 @@ def _settings(scale, crop_size, step, thresh, min_std, max_per_photo, train_phot
         raise ValueError(f'Photos {sorted(shared)} are in both the train and the held-out split.')
     return dict(version=MANIFEST_VERSION, scale=scale, crop_size=crop_size, step=step, thresh=thresh,
                 min_std=min_std, max_per_photo=max_per_photo, train_photos=list(train_photos),
-                heldout_photos=list(heldout_photos))
+                heldout_photos=list(heldout_photos),
+                subsets={k: list(v) for k, v in SUBSETS.items() if set(v) <= set(train_photos)})
 
 
 def read_manifest(root: str) -> Optional[dict]:
@@ -144,6 +148,16 @@ def build_demo_set(root: str = 'datasets/demo', scale: int = DEFAULTS['scale'],
             lmdbs.append(lmdb_name)
             if verbose:
                 print(f'[demo data] wrote {osp.join(root, "train", lmdb_name)}')
+        for subset, photos in settings['subsets'].items():
+            names = [n for n in files['train'] if n.rsplit('_s', 1)[0] in photos]
+            for sub, lmdb_name in (('HR', 'HR.lmdb'), (lr_sub, f'LR_bicubic_X{scale}.lmdb')):
+                rel = osp.join('subsets', subset, lmdb_name)
+                os.makedirs(osp.join(root, 'train', 'subsets', subset), exist_ok=True)
+                make_lmdb(osp.join(root, 'train', sub), osp.join(root, 'train', rel), names, overwrite=True,
+                          quiet=True)
+                lmdbs.append(rel)
+            if verbose:
+                print(f'[demo data] wrote {osp.join(root, "train", "subsets", subset)} ({len(names)} sub-images)')
     manifest = dict(settings=settings, files=files, lmdb=lmdbs)
     os.makedirs(root, exist_ok=True)
     with open(osp.join(root, 'manifest.json'), 'w') as f:

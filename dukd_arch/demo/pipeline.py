@@ -3,6 +3,7 @@
 A run is reused when ``experiments/<name>/models/net_g_latest.pth`` exists and the run's stamp (a hash of
 the base option file plus the changes made to it) matches; anything else retrains it from scratch.
 """
+import glob
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 import yaml
 
-from .runner import final_metrics, newest_train_log, python_cmd, run_logged, validation_curve
+from .runner import final_metrics, python_cmd, run_logged, validation_curve
 
 STAMP = 'demo_stamp.json'
 
@@ -104,23 +105,51 @@ def is_trained(run: Run) -> bool:
         return json.load(f) == run.stamp()
 
 
-def train(run: Run, log_dir: str, force: bool = False, threads: Optional[int] = None) -> Optional[float]:
-    """Train ``run`` unless an identical finished run exists; returns seconds spent (None when reused)."""
+def _started_stamp(run: Run) -> str:
+    """Where a run's stamp is kept while it trains (outside its experiment folder, which BasicSR owns)."""
+    return osp.join('experiments', '_derived_options', f'{run.name}.started.json')
+
+
+def train(run: Run, log_dir: str, force: bool = False, threads: Optional[int] = None, resume: bool = False,
+          progress: bool = True) -> Optional[float]:
+    """Train ``run`` unless an identical finished run exists; returns seconds spent (None when reused).
+
+    ``resume``: a run that was stopped part-way with the same stamp carries on from its newest training
+    state (``--auto_resume``) instead of starting over. ``progress``: a tqdm bar (else one line at the end).
+    """
     if not force and is_trained(run):
         print(f'[demo] {run.label}: reusing {run.weights} (--force retrains)')
         return None
-    shutil.rmtree(run.exp_dir, ignore_errors=True)  # a stale or partial run: start clean, do not archive
+    started = _started_stamp(run)
+    states = osp.join(run.exp_dir, 'training_states')
+    partial = resume and not force and osp.isdir(states) and any(f.endswith('.state') for f in os.listdir(states))
+    if partial and osp.isfile(started):
+        with open(started) as f:
+            partial = json.load(f) == run.stamp()
+    else:
+        partial = False
     cmd = python_cmd('train.py', run.option_file())
-    _, seconds = run_logged(cmd, osp.join(log_dir, f'train_{run.name}.log'), f'train {run.label}',
-                            total=run.total_iter(), env=subprocess_env(threads))
+    if partial:
+        cmd.append('--auto_resume')
+    else:
+        shutil.rmtree(run.exp_dir, ignore_errors=True)  # a stale or partial run: start clean, do not archive
+        os.makedirs(osp.dirname(started), exist_ok=True)
+        with open(started, 'w') as f:
+            json.dump(run.stamp(), f, indent=1)
+    log_name = f'train_{run.name}.log' if not partial else f'train_{run.name}.resumed.log'
+    _, seconds = run_logged(cmd, osp.join(log_dir, log_name), f'train {run.label}',
+                            total=run.total_iter() if progress else None, env=subprocess_env(threads))
     with open(osp.join(run.exp_dir, STAMP), 'w') as f:
         json.dump(run.stamp(), f, indent=1)
     return seconds
 
 
 def curve(run: Run):
-    log = newest_train_log(run.exp_dir)
-    return validation_curve(log) if log else []
+    """The run's validation curve, across every log it wrote (a resumed run writes a new one)."""
+    points = {}
+    for log in sorted(glob.glob(osp.join(run.exp_dir, 'train_*.log')), key=osp.getmtime):
+        points.update(dict(validation_curve(log)))
+    return sorted(points.items())
 
 
 def test(run: Run, test_opt: str, log_dir: str, threads: Optional[int] = None) -> dict:

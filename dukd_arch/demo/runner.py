@@ -3,7 +3,6 @@
 BasicSR prints ``[... iter:   150, lr:(...)] ...`` every ``print_freq`` iterations and, after each
 validation, ``# psnr: 28.1234`` lines; that is all the demo needs to show progress and plot curves.
 """
-import glob
 import os
 import re
 import subprocess
@@ -87,11 +86,6 @@ def validation_curve(log_file: str, metric: str = 'psnr') -> List[Tuple[int, flo
                 if not curve or curve[-1][0] != it:  # the end-of-training validation repeats the last one
                     curve.append(point)
     return curve
-
-
-def newest_train_log(experiment_dir: str) -> Optional[str]:
-    logs = sorted(glob.glob(osp.join(experiment_dir, 'train_*.log')), key=osp.getmtime)
-    return logs[-1] if logs else None
 
 
 def python_cmd(script: str, opt: str, force_yml: Sequence[str] = ()) -> List[str]:

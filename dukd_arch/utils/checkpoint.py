@@ -16,15 +16,21 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from .. import weights as shipped_weights
+
 SAFE_TORCH = (2, 6)  # torch.load(weights_only=True) could still run code before 2.6 (CVE-2025-32434)
 
 PREFERRED_PARAM_KEYS = ('params', 'params_ema', 'state_dict', 'model', 'net', 'generator')
 
 
 def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
-    """Load a checkpoint safely; every failure names the file and what to do."""
+    """Load a checkpoint safely; every failure names the file and what to do.
+
+    ``dukd:<file>`` names a weight file shipped with the package; shipped files are hash-checked first."""
+    path = shipped_weights.resolve(path)
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path!r}. Check the path in your options file.')
+    shipped_weights.verify(path)
     if str(path).endswith('.safetensors'):
         from safetensors.torch import load_file
         try:

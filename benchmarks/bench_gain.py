@@ -1,0 +1,368 @@
+"""The gain study: where does DUKD pay over output KD, and by how much? (docs/gain_protocol.md fixes the plan.)
+
+Students of three capacities learn from the shipped reference teacher on all, two or one of the demo's six
+training photos; every run trains through train.py, validates on the validation photos, and is scored once
+on the held-out test photos (test.py, PSNR / SSIM on Y, border 4, EMA weights). Each finished run is saved
+as one JSON file under ``benchmarks/results/gain/`` (commit them as they finish); a stopped run resumes from
+its newest checkpoint. Two single-thread runs side by side use a 2-core CPU best (``--jobs 2 --threads 1``).
+
+    python scripts/fetch_photos.py                          # once: the nature photographs (Debian package)
+    python benchmarks/bench_gain.py data                    # datasets/gain (teacher / student / val / test)
+    python benchmarks/bench_gain.py pilot                   # convergence pilot: scratch students, validation only
+    python benchmarks/bench_gain.py run --jobs 2            # the protocol's runs, in its order (hours; resumable)
+    python benchmarks/bench_gain.py report                  # docs/RESULTS_gain.md, docs/img/gain_*.png
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from os import path as osp
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import yaml  # noqa: E402
+
+import dukd_arch  # noqa: E402,F401
+from dukd_arch.demo import pipeline  # noqa: E402
+from dukd_arch.demo.pipeline import Run  # noqa: E402
+from dukd_arch.demo.runner import final_metrics, python_cmd, run_logged  # noqa: E402
+
+OPT_DIR = 'options/gain'
+RESULTS = 'benchmarks/results/gain'
+
+# capacity name: (num_feat, num_conv) of Real-ESRGAN's compact network; the name is its parameter count
+CAPACITIES = {'17k': (16, 4), '70k': (32, 6), '251k': (64, 6)}
+# training iterations per capacity, fixed by the convergence pilot (docs/gain_protocol.md, section 4)
+ITERS = {'17k': 8000, '70k': 4000, '251k': 2000}
+PHOTO_SETS = {'all': 6, 'two': 2, 'one': 1}
+PILOT_ITERS = (2000, 4000, 8000)
+
+NO_LCR = {'train:dukd_opt:label_consistency': None}
+ROWS = {  # name: (label, base option file, changes)
+    'scratch': ('scratch', 'train_student_scratch.yml', {}),
+    'kd': ('output KD', 'train_student_kd.yml', {}),
+    'dukd': ('DUKD', 'train_student_dukd.yml', {}),
+    'dukd_geo': ('DUKD, LCR without colour inversion', 'train_student_dukd.yml', {
+        'train:dukd_opt:label_consistency:ops': ['vflip', 'hflip', 'transpose']}),
+    'no_lcr': ('KD + zoom-in + zoom-out (no LCR)', 'train_student_dukd.yml', dict(NO_LCR)),
+    'zoom_in': ('KD + zoom-in', 'train_student_dukd.yml', {
+        **NO_LCR, 'train:dukd_opt:zoom_out': False,
+        'datasets:train:upcycling': {'zoom_in_tiles': 1, 'positions': 'grid', 'zoom_out': False}}),
+    'zoom_out': ('KD + zoom-out', 'train_student_dukd.yml', {
+        **NO_LCR, 'train:dukd_opt:zoom_in': 0,
+        'datasets:train:upcycling': {'zoom_in_tiles': 0, 'positions': 'grid', 'zoom_out': True}}),
+}
+MAIN_ROWS = ('scratch', 'kd', 'dukd', 'dukd_geo')
+
+
+def plan():
+    """The protocol's runs as (row, capacity, photos, seed), in the order they are run (most informative first)."""
+    runs = []
+
+    def add(rows, caps, photo_sets, seeds):
+        for seed in seeds:
+            for cap in caps:
+                for photos in photo_sets:
+                    for row in rows:
+                        if (row, cap, photos, seed) not in runs:
+                            runs.append((row, cap, photos, seed))
+
+    add(MAIN_ROWS, ['17k'], ['all', 'two', 'one'], range(3))      # data regimes at the demo's capacity
+    add(MAIN_ROWS, ['70k', '251k'], ['all'], range(3))             # capacity
+    add(('no_lcr', 'zoom_in', 'zoom_out'), ['17k'], ['all'], range(3))  # per-term ablation
+    add(MAIN_ROWS, ['17k'], ['all'], range(3, 5))                 # 5 seeds at the demo's capacity
+    return runs
+
+
+def run_name(row, cap, photos, seed, iters=None):
+    suffix = f'_it{iters}' if iters else ''
+    return f'gain_{row}_{cap}_{photos}_s{seed}{suffix}'
+
+
+def make_run(row, cap, photos, seed, data_root, demo_root, iters=None, teacher=None) -> Run:
+    label, base, changes = ROWS[row]
+    train = f'{demo_root}/train' + ('' if photos == 'all' else f'/subsets/{photos}')
+    feat, conv = CAPACITIES[cap]
+    total = iters or ITERS[cap]
+    every = max(1, total // 20)
+    ch = {
+        'manual_seed': seed,
+        'network_g:num_feat': feat, 'network_g:num_conv': conv,
+        'datasets:train:name': f'demo_train_{photos}',
+        'datasets:train:dataroot_gt': f'{train}/HR.lmdb',
+        'datasets:train:dataroot_lq': f'{train}/LR_bicubic_X4.lmdb',
+        'datasets:val:dataroot_gt': f'{data_root}/val/HR',
+        'datasets:val:dataroot_lq': f'{data_root}/val/LR_bicubic/X4',
+        'train:total_iter': total, 'train:scheduler:periods': [total],
+        'val:val_freq': every, 'logger:print_freq': every, 'logger:save_checkpoint_freq': max(1, total // 4),
+        **changes,
+    }
+    if teacher and row != 'scratch':
+        ch['path:pretrain_network_t'] = teacher
+    return Run(f'{label} [{cap}, {photos}, seed {seed}]', osp.join(OPT_DIR, base),
+               run_name(row, cap, photos, seed, iters), ch)
+
+
+def convergence(curve, total):
+    """Validation PSNR gain over the last 20 % of the iterations (the protocol's convergence rule: < 0.01 dB)."""
+    if not curve:
+        return None
+    start = [v for it, v in curve if it <= 0.8 * total]
+    return curve[-1][1] - (start[-1] if start else curve[0][1])
+
+
+def git_commit():
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return None
+
+
+def score_on_test(run: Run, data_root: str, log_dir: str, threads) -> dict:
+    """test.py on the held-out test photos with the run's EMA weights (the one and only scoring of this run)."""
+    name = f'test_{run.name}'
+    net = {k: v for k, v in run.changes.items() if k.startswith('network_g:')}
+    opt_file = osp.join('experiments', '_derived_options', f'{name}.yml')
+    with open(osp.join(OPT_DIR, 'test_student.yml')) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = name
+    opt['path']['pretrain_network_g'] = run.weights
+    opt['datasets']['test_1']['dataroot_gt'] = f'{data_root}/test/HR'
+    opt['datasets']['test_1']['dataroot_lq'] = f'{data_root}/test/LR_bicubic/X4'
+    for key, value in net.items():
+        opt['network_g'][key.split(':', 1)[1]] = value
+    os.makedirs(osp.dirname(opt_file), exist_ok=True)
+    with open(opt_file, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    lines, _ = run_logged(python_cmd('test.py', opt_file), osp.join(log_dir, f'{name}.log'), f'test  {run.label}',
+                          env=pipeline.subprocess_env(threads))
+    metrics = final_metrics(lines)
+    if 'psnr' not in metrics:
+        raise RuntimeError(f'no PSNR in the test log of {run.name}; see {log_dir}/{name}.log')
+    return {'psnr': metrics['psnr'], 'ssim': metrics.get('ssim')}
+
+
+def train_and_score(spec, args, log_dir, lock, pilot=False) -> dict:
+    row, cap, photos, seed = spec[:4]
+    iters = spec[4] if pilot else None
+    run = make_run(row, cap, photos, seed, args.data_root, args.demo_root, iters, args.teacher)
+    out = osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
+    if osp.isfile(out):
+        with open(out) as f:
+            return json.load(f)
+    seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=args.jobs == 1)
+    curve = pipeline.curve(run)
+    total = run.total_iter()
+    gain = convergence(curve, total)
+    result = {
+        'name': run.name, 'row': row, 'capacity': cap, 'photos': photos, 'seed': seed, 'iters': total,
+        'val_curve': curve, 'val_psnr': curve[-1][1] if curve else None,
+        'val_gain_last20': gain, 'converged': gain is not None and gain < 0.01,
+        'train_seconds': seconds, 'threads': args.threads, 'machine': f'{platform.platform()}, {os.cpu_count()} CPUs',
+        'commit': git_commit(), 'finished': time.strftime('%Y-%m-%d %H:%M:%S'),
+    }
+    if not pilot:
+        result['test'] = score_on_test(run, args.data_root, log_dir, args.threads)
+    with lock:
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        with open(out + '.tmp', 'w') as f:
+            json.dump(result, f, indent=1)
+        os.replace(out + '.tmp', out)
+        test = f", test {result['test']['psnr']:.3f} dB" if 'test' in result else ''
+        print(f'[gain] done {run.name}: val {result["val_psnr"]} dB (last-20 % gain {gain:+.3f}){test}', flush=True)
+    return result
+
+
+def execute(specs, args, pilot=False):
+    log_dir = osp.join('experiments', '_gain_logs')
+    os.makedirs(log_dir, exist_ok=True)
+    lock = threading.Lock()
+    todo = [s for s in specs]
+    print(f'[gain] {len(todo)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
+    if args.jobs == 1:
+        return [train_and_score(s, args, log_dir, lock, pilot) for s in todo]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        return list(pool.map(lambda s: train_and_score(s, args, log_dir, lock, pilot), todo))
+
+
+# ----------------------------------------------------------------------------------------------- report
+def t_interval(diffs, confidence=0.95):
+    """Mean, and the half-width of its two-sided t-interval (None for fewer than two values)."""
+    from scipy import stats
+    n = len(diffs)
+    mean = statistics.fmean(diffs)
+    if n < 2:
+        return mean, None
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return mean, half
+
+
+def load_results(results_dir):
+    rows = []
+    for path in sorted(glob.glob(osp.join(results_dir, '*.json'))):
+        with open(path) as f:
+            rows.append(json.load(f))
+    return rows
+
+
+def paired(results, cap, photos, a, b):
+    """Per-seed test-PSNR differences a - b over the seeds both rows have."""
+    by = {(r['row'], r['seed']): r['test']['psnr'] for r in results
+          if r['capacity'] == cap and r['photos'] == photos and 'test' in r}
+    seeds = sorted(s for (row, s) in by if row == a and (b, s) in by)
+    return [by[(a, s)] - by[(b, s)] for s in seeds]
+
+
+def fmt_interval(diffs):
+    if not diffs:
+        return '-'
+    mean, half = t_interval(diffs)
+    return f'{mean:+.3f}' + (f' [{mean - half:+.3f}, {mean + half:+.3f}]' if half is not None else '') + \
+        f' (n={len(diffs)})'
+
+
+def cell_table(results, cap, photos):
+    lines = ['| row | test PSNR (dB), mean ± std | seeds | val PSNR (dB) | converged |', '|---|---|---|---|---|']
+    for row in ROWS:
+        rs = [r for r in results if r['row'] == row and r['capacity'] == cap and r['photos'] == photos and 'test' in r]
+        if not rs:
+            continue
+        ps = [r['test']['psnr'] for r in rs]
+        sd = f' ± {statistics.stdev(ps):.3f}' if len(ps) > 1 else ''
+        conv = sum(r['converged'] for r in rs)
+        lines.append(f"| {ROWS[row][0]} | {statistics.fmean(ps):.3f}{sd} | {len(rs)} | "
+                     f"{statistics.fmean(r['val_psnr'] for r in rs):.3f} | {conv}/{len(rs)} |")
+    lines += ['', '| paired difference (same seed) | mean [95 % t-interval] |', '|---|---|']
+    for a, b in (('dukd', 'kd'), ('dukd_geo', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch'), ('no_lcr', 'kd'),
+                 ('zoom_in', 'kd'), ('zoom_out', 'kd'), ('dukd_geo', 'dukd')):
+        diffs = paired(results, cap, photos, a, b)
+        if diffs:
+            lines.append(f'| {ROWS[a][0]} − {ROWS[b][0]} | {fmt_interval(diffs)} |')
+    return lines
+
+
+def plot(results, out_dir):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for axis, cells, xlabel, fname in (
+            ('capacity', [(c, 'all') for c in CAPACITIES], 'student parameters (all six photos)', 'gain_capacity.png'),
+            ('photos', [('17k', p) for p in ('one', 'two', 'all')], 'training photos (17 k student)',
+             'gain_photos.png')):
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        for (a, b), colour in ((('dukd', 'kd'), 'C0'), (('dukd_geo', 'kd'), 'C2'), (('kd', 'scratch'), 'C1')):
+            xs, means, lows, highs = [], [], [], []
+            for i, (cap, photos) in enumerate(cells):
+                diffs = paired(results, cap, photos, a, b)
+                if len(diffs) < 2:
+                    continue
+                mean, half = t_interval(diffs)
+                xs.append(i)
+                means.append(mean)
+                lows.append(half)
+                highs.append(half)
+            if xs:
+                off = {'C0': -0.08, 'C2': 0.0, 'C1': 0.08}[colour]
+                ax.errorbar([x + off for x in xs], means, yerr=[lows, highs], fmt='o-', color=colour, capsize=3,
+                            label=f'{ROWS[a][0]} − {ROWS[b][0]}')
+        ax.axhline(0, color='grey', lw=0.8)
+        ax.set_xticks(range(len(cells)))
+        ax.set_xticklabels([c if axis == 'capacity' else f'{PHOTO_SETS[p]}' for c, p in cells])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel('test PSNR difference (dB)')
+        ax.set_title('paired by seed, mean and 95 % t-interval', fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = osp.join(out_dir, fname)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def report(args):
+    results = load_results(args.results)
+    lines = [f'Generated by `python benchmarks/bench_gain.py report` from {len(results)} runs in `{args.results}/`.', '']
+    for cap in CAPACITIES:
+        for photos in PHOTO_SETS:
+            if any(r['capacity'] == cap and r['photos'] == photos and 'test' in r for r in results):
+                lines += [f'### {cap} student, {PHOTO_SETS[photos]} training photo(s), {ITERS[cap]} iterations', '']
+                lines += cell_table(results, cap, photos) + ['']
+    unconverged = [r['name'] for r in results if not r['converged']]
+    lines.append(f"Runs failing the convergence rule (val gain ≥ 0.01 dB over the last 20 %): "
+                 f"{', '.join(unconverged) if unconverged else 'none'}.")
+    if not args.no_plots:
+        for p in plot(results, args.plots):
+            lines.append(f'![{osp.basename(p)}]({osp.relpath(p, osp.dirname(args.report))})')
+    os.makedirs(osp.dirname(args.report), exist_ok=True)
+    with open(args.report, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('command', choices=['data', 'pilot', 'run', 'report'])
+    p.add_argument('--jobs', type=int, default=1, help='runs side by side (2 on a 2-core CPU)')
+    p.add_argument('--threads', type=int, default=1, help='torch threads per run (default: %(default)s)')
+    p.add_argument('--only', nargs='*', help='run only these rows (names in ROWS)')
+    p.add_argument('--capacities', nargs='*', help='run only these capacities (names in CAPACITIES)')
+    p.add_argument('--photos', nargs='*', help='run only these photo sets (all, two, one)')
+    p.add_argument('--seeds', nargs='*', type=int, help='run only these seeds')
+    p.add_argument('--limit', type=int, help='run at most this many of the planned runs (in plan order)')
+    p.add_argument('--iters', type=int, help='override every run\'s iterations (smoke tests only)')
+    p.add_argument('--data-root', default='datasets/gain', help='validation / test photos (default: %(default)s)')
+    p.add_argument('--demo-root', default='datasets/demo', help='the students\' training photos (default: %(default)s)')
+    p.add_argument('--photos-dir', default='datasets/photos/mate_nature')
+    p.add_argument('--teacher', help='override path.pretrain_network_t (default: the shipped reference teacher)')
+    p.add_argument('--results', default=RESULTS, help='folder of the per-run JSON files (default: %(default)s)')
+    p.add_argument('--report', default='docs/RESULTS_gain.md')
+    p.add_argument('--plots', default='docs/img')
+    p.add_argument('--no-plots', action='store_true')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.chdir(ROOT)
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    if args.command == 'data':
+        from dukd_arch.demo.gain_data import build_gain_set
+        build_gain_set(args.data_root, args.photos_dir, args.demo_root)
+        return
+    if args.command == 'report':
+        report(args)
+        return
+    if args.iters:
+        for cap in ITERS:
+            ITERS[cap] = args.iters
+    if args.command == 'pilot':
+        specs = [('scratch', cap, 'all', 0, it) for it in PILOT_ITERS for cap in CAPACITIES]
+        if args.iters:
+            specs = [('scratch', cap, 'all', 0, args.iters) for cap in CAPACITIES]
+        for r in execute(specs, args, pilot=True):
+            print(f"{r['capacity']:>5s} {r['iters']:>5d} it: val {r['val_psnr']:.3f} dB, "
+                  f"last-20 % gain {r['val_gain_last20']:+.4f} dB")
+        return
+    specs = [s for s in plan() if (not args.only or s[0] in args.only)
+             and (not args.capacities or s[1] in args.capacities) and (not args.photos or s[2] in args.photos)
+             and (args.seeds is None or s[3] in args.seeds)]
+    if args.limit:
+        specs = specs[:args.limit]
+    execute(specs, args)
+
+
+if __name__ == '__main__':
+    main()
