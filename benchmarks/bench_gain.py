@@ -30,6 +30,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import yaml  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401
 from dukd_arch.demo import pipeline  # noqa: E402
@@ -190,8 +191,13 @@ def execute(specs, args, pilot=False):
     print(f'[gain] {len(todo)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
     if args.jobs == 1:
         return [train_and_score(s, args, log_dir, lock, pilot) for s in todo]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        return list(pool.map(lambda s: train_and_score(s, args, log_dir, lock, pilot), todo))
+    # side by side: one bar over the runs (each run prints one line when it ends; its log is in log_dir)
+    with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(todo), desc='gain runs', unit='run') as bar:
+        def one(spec):
+            result = train_and_score(spec, args, log_dir, lock, pilot)
+            bar.update(1)
+            return result
+        return list(pool.map(one, todo))
 
 
 # ----------------------------------------------------------------------------------------------- report
