@@ -16,7 +16,7 @@ from basicsr.utils import USMSharp as BasicsrUSMSharp
 from conftest import make_opt, smooth_image
 from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
 from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
-                                         TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels)
+                                         TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels, seeded)
 
 SCALE = 4
 TINY_RRDB_T = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': SCALE, 'num_feat': 8, 'num_block': 1,
@@ -55,6 +55,89 @@ def test_pipeline_is_deterministic_under_a_seed_and_leaves_global_rng_alone():
     assert torch.equal(deg(gt, *ks, generator=g1), deg(gt, *ks, generator=g2))
     assert a.shape == (2, 3, 20, 20)
     assert a.min() >= 0 and a.max() <= 1 and torch.equal(a * 255, (a * 255).round())  # 8-bit values
+
+
+class _FakeCuda:
+    """``torch.cuda``'s RNG API over two CPU generators: stand-ins for the streams of two GPUs."""
+
+    def __init__(self):
+        self.default_generators = (torch.Generator().manual_seed(11), torch.Generator().manual_seed(22))
+        self.current = 0
+
+    def init(self):
+        pass
+
+    def device_count(self):
+        return 2
+
+    def current_device(self):
+        return self.current
+
+    def _index(self, device):
+        device = torch.device('cuda', device) if isinstance(device, int) else torch.device(device)
+        return self.current if device.index is None else device.index
+
+    def get_rng_state(self, device='cuda'):
+        return self.default_generators[self._index(device)].get_state()
+
+    def set_rng_state(self, state, device='cuda'):
+        self.default_generators[self._index(device)].set_state(state)
+
+    def manual_seed(self, seed):
+        self.default_generators[self.current].manual_seed(seed)
+
+    def manual_seed_all(self, seed):
+        for g in self.default_generators:
+            g.manual_seed(seed)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    fake, real = _FakeCuda(), torch.get_device_module
+    monkeypatch.setattr(torch, 'get_device_module',
+                        lambda d=None: fake if d is not None and torch.device(d).type == 'cuda' else real(d))
+    monkeypatch.setattr(torch.cuda, 'manual_seed_all', fake.manual_seed_all)  # what torch.manual_seed calls
+    monkeypatch.setattr(torch.cuda, 'manual_seed', fake.manual_seed)
+    return fake
+
+
+def test_seeded_synthesis_leaves_every_device_stream_alone(fake_cuda):
+    streams = fake_cuda.default_generators
+    before, cpu_before = [g.get_state() for g in streams], torch.get_rng_state()
+    first_draws = [torch.rand(3, generator=torch.Generator().set_state(s)) for s in before]
+    with seeded(5, torch.device('cuda', 1)):
+        on_device = torch.rand(3, generator=streams[1])
+        on_cpu = torch.rand(3)
+        assert torch.equal(streams[0].get_state(), before[0])  # the other GPU is not reseeded
+    reference = torch.rand(3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(on_device, reference) and torch.equal(on_cpu, reference)  # both seeded inside
+    assert torch.equal(torch.get_rng_state(), cpu_before)
+    assert all(torch.equal(torch.rand(3, generator=g), d) for g, d in zip(streams, first_draws))  # streams go on
+    fake_cuda.current = 1  # torch.device('cuda') after set_device(1), as BasicSR builds it under DDP
+    before = [g.get_state() for g in streams]
+    with seeded(5, 'cuda'):
+        assert torch.equal(torch.rand(3, generator=streams[1]), reference)
+    # a seeded pipeline call on the CPU (make_degraded_val, tests) writes no device stream
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    data = _batch(0, size=80)
+    deg(data['gt'], data['kernel1'], data['kernel2'], data['sinc_kernel'], seed=3)
+    assert all(torch.equal(g.get_state(), s) for g, s in zip(streams, before))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (the mocked test above runs everywhere)')
+def test_seeded_synthesis_leaves_real_cuda_streams_alone():
+    states = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+    cpu_state = torch.get_rng_state()
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    data = _batch(0, size=80)
+    ks = (data['kernel1'], data['kernel2'], data['sinc_kernel'])
+    deg(data['gt'], *ks, seed=3)
+    gpu = torch.device('cuda', torch.cuda.device_count() - 1)
+    deg_gpu = deg.to(gpu)
+    a = deg_gpu(data['gt'].to(gpu), *ks, seed=3)
+    assert torch.equal(a, deg_gpu(data['gt'].to(gpu), *ks, seed=3))
+    assert all(torch.equal(torch.cuda.get_rng_state(i), s) for i, s in enumerate(states))
+    assert torch.equal(torch.get_rng_state(), cpu_state)
 
 
 def test_pipeline_follows_the_module_device_and_dtype_of_inputs():

@@ -5,7 +5,9 @@ twice, then [resize back + sinc] and JPEG in random order, then 8-bit rounding),
 
 * nothing calls ``.cuda()``: the module follows ``.to(device)`` and the input tensors;
 * every random draw comes from torch's RNG (BasicSR mixes ``random``, ``numpy`` and torch), so one
-  ``seed`` (or ``torch.Generator``) makes a call reproducible without touching the global RNG state;
+  ``seed`` (or ``torch.Generator``) makes a call reproducible without touching the global RNG state:
+  the CPU generator and the input device's generator are seeded and restored, no other device's
+  (``seeded``; ``torch.manual_seed`` would reseed every accelerator);
 * bad options fail at construction with the key's name.
 
 The kernels come from BasicSR's ``RealESRGANDataset`` (``kernel1``, ``kernel2``, ``sinc_kernel``), and
@@ -115,24 +117,63 @@ def _choice(weights: Sequence[float]) -> int:
     return int(torch.multinomial(torch.tensor(weights, dtype=torch.float64), 1).item())
 
 
+class _SingleGeneratorBackend:
+    """A device module with one RNG and no per-device generators (e.g. ``torch.mps``), as a generator."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def get_state(self):
+        return self.module.get_rng_state()
+
+    def set_state(self, state):
+        self.module.set_rng_state(state)
+
+    def manual_seed(self, seed):
+        self.module.manual_seed(seed)
+
+
+def device_generator(device: torch.device):
+    """The default generator that draws for tensors on ``device`` (``torch.default_generator`` on the CPU).
+
+    One device's only: ``torch.manual_seed`` would reseed every accelerator of the process.
+    """
+    device = torch.device(device)
+    if device.type == 'cpu':
+        return torch.default_generator
+    module = torch.get_device_module(device.type)
+    if hasattr(module, 'init'):
+        module.init()  # per-device generators exist once the backend is initialised
+    generators = getattr(module, 'default_generators', None)
+    if not generators:
+        return _SingleGeneratorBackend(module)
+    index = device.index if device.index is not None else module.current_device()  # BasicSR: 'cuda' + set_device
+    return generators[index]
+
+
 @contextmanager
 def seeded(seed: Optional[int], device: torch.device):
-    """Torch's CPU RNG and ``device``'s RNG start from ``seed`` inside; the global state is restored after.
+    """Torch's CPU generator and ``device``'s generator start from ``seed`` inside; both are restored after.
 
-    ``seed=None`` does nothing (the caller's RNG streams are used as they are).
+    No other generator is written (every other device keeps its stream), so a seeded call leaves the
+    training process's random state exactly as it found it. ``seed=None`` does nothing (the caller's
+    streams are used as they are).
     """
     if seed is None:
         yield
         return
     device = torch.device(device)
-    if device.type == 'cpu':
-        ctx = torch.random.fork_rng(devices=[])
-    else:
-        index = device.index if device.index is not None else 0
-        ctx = torch.random.fork_rng(devices=[index], device_type=device.type)
-    with ctx:
-        torch.manual_seed(int(seed))
+    generators = [torch.default_generator]
+    if device.type not in ('cpu', 'meta'):
+        generators.append(device_generator(device))
+    states = [g.get_state() for g in generators]
+    try:
+        for g in generators:
+            g.manual_seed(int(seed))
         yield
+    finally:
+        for g, state in zip(generators, states):
+            g.set_state(state)
 
 
 def seed_from(generator: Optional[torch.Generator], seed: Optional[int]) -> Optional[int]:
@@ -395,5 +436,5 @@ class TrainingPairQueue:
 
 __all__ = [
     'REAL_ESRGAN_DEGRADATION', 'REAL_ESRGAN_KERNELS', 'KERNEL_KEYS', 'SecondOrderDegradation', 'TrainingPairQueue',
-    'USMSharp', 'paired_random_crop', 'filter2d', 'sample_kernels', 'seeded', 'seed_from'
+    'USMSharp', 'paired_random_crop', 'filter2d', 'sample_kernels', 'seeded', 'seed_from', 'device_generator'
 ]
