@@ -310,9 +310,14 @@ def test_paired_training_without_the_pipeline(tmp_path):
     model = build_model(opt)
     gt = torch.rand(2, 3, 32, 32)
     _train(model, [{'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt}])
-    assert torch.equal(model.gt_clean, gt) and torch.equal(model.gt, USMSharp()(gt))  # l1_gt_usm
+    # BasicSR's RealESRNetModel: the clean GT is the pixel target of paired training (gt_usm: true notwithstanding)
+    assert torch.equal(model.gt_clean, gt) and torch.equal(model.gt, gt)
+    assert torch.equal(model.gt_usm, USMSharp()(gt))
     tiles = model.zoom_in_inputs()
     assert any(torch.equal(tiles, gt[..., r:r + 8, c:c + 8]) for r in range(0, 32, 8) for c in range(0, 32, 8))
+    sharpened = build_model({**opt, 'l1_gt_usm': True})  # an explicit choice wins
+    sharpened.feed_data({'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt})
+    assert torch.equal(sharpened.gt, USMSharp()(gt))
 
 
 def test_kd_baseline_and_paired_validation_path(tmp_path):
@@ -341,6 +346,10 @@ def test_gan_stage_keeps_distillation_and_trains_the_discriminator(tmp_path):
     assert any(not torch.equal(net_d[k], v) for k, v in model.net_d.state_dict().items())
     model.save(0, 2)
     assert sorted(os.listdir(tmp_path / 'models')) == ['net_d_2.pth', 'net_g_2.pth']
+    paired = build_model({**copy.deepcopy(opt), 'high_order_degradation': False})
+    gt = torch.rand(2, 3, 32, 32)
+    paired.feed_data({'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt})
+    assert torch.equal(paired.gt, USMSharp()(gt))  # RealESRGANModel: l1_gt_usm (default true) in paired training
     del opt['train']['gan_opt']
     with pytest.raises(KeyError, match='gan_opt'):
         build_model(opt)

@@ -7,7 +7,9 @@ same second-order pipeline (``utils/degradation.py``) runs on the model's device
 * the degradation keys of ``REAL_ESRGAN_DEGRADATION``, ``gt_size``, ``queue_size`` (180), ``scale``;
 * ``gt_usm`` (true): degrade the USM-sharpened GT, as Real-ESRNet does;
 * ``l1_gt_usm`` (default: ``gt_usm``): the pixel-loss target is the sharpened GT;
-* ``high_order_degradation`` (true): false trains on a paired (lq, gt) dataset instead;
+* ``high_order_degradation`` (true): false trains on a paired (lq, gt) dataset instead; the pixel target
+  is then the clean GT unless ``l1_gt_usm`` is set, as in BasicSR's ``RealESRNetModel`` (the GAN model
+  follows ``RealESRGANModel``: sharpened unless ``l1_gt_usm: false``);
 * ``upcycling.zoom_in_source`` (DUKD only): ``degraded`` (default) cuts zoom-in tiles from the GT the LR
   is made from (sharpened when ``gt_usm``) degraded at its own size by the same pipeline (scale 1:
   blur, resizes, noise, JPEG, sinc, no net shrink); ``clean`` cuts them from the clean, unsharpened GT
@@ -32,12 +34,17 @@ ZOOM_IN_SOURCES = ('degraded', 'clean')
 class RealWorldSynthesis:
     """Mixin for an SRModel subclass (needs ``self.scale``): LR synthesis, sharpened targets, training-pair queue."""
 
+    PAIRED_L1_GT_USM = False  # pixel target of paired training without an explicit l1_gt_usm (BasicSR's choice)
+
     def _init_synthesis(self):
         """Degradation, sharpener and queue; built only for training (test options need none of the keys)."""
         opt = self.opt
         self.usm_sharpener = USMSharp().to(self.device)
         self.gt_usm_input = bool(opt.get('gt_usm', True))
-        self.l1_gt_usm = bool(opt.get('l1_gt_usm', self.gt_usm_input))
+        explicit = opt.get('l1_gt_usm')
+        self.l1_gt_usm = self.gt_usm_input if explicit is None else bool(explicit)
+        # paired training: BasicSR's RealESRNetModel keeps the clean GT as pixel target (RealESRGANModel: l1_gt_usm)
+        self.paired_l1_gt_usm = self.PAIRED_L1_GT_USM if explicit is None else bool(explicit)
         if not self.synthesising():
             return
         self.degradation = SecondOrderDegradation(opt, self.scale).to(self.device)
@@ -58,10 +65,10 @@ class RealWorldSynthesis:
     def feed_data(self, data):
         if not self.synthesising():
             super().feed_data(data)
-            if self.is_train and 'gt' in data:  # paired training: sharpened targets as well
+            if self.is_train and 'gt' in data:  # paired training: the sharpened GT for the targets that use it
                 self.gt_clean = self.gt
                 self.gt_usm = self.usm_sharpener(self.gt)
-                self.gt = self.gt_usm if self.l1_gt_usm else self.gt_clean
+                self.gt = self.gt_usm if self.paired_l1_gt_usm else self.gt_clean
             return
         for key in ('gt', 'kernel1', 'kernel2', 'sinc_kernel'):
             if key not in data:
