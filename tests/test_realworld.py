@@ -378,6 +378,28 @@ def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path):
             assert torch.allclose(net_cuda(lq.cuda()).cpu(), net(lq), atol=1e-4)
 
 
+def test_validation_lr_is_made_like_the_training_lr(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_degraded_val', osp.join(REPO, 'scripts', 'make_degraded_val.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    os.makedirs(tmp_path / 'hr')
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), smooth_image(np.random.default_rng(0), 84, 84))
+    shipped = osp.join(REPO, 'options', 'realworld', 'dukd_realesrnet_x4.yml')
+    assert _yaml(shipped)['gt_usm'] is True
+
+    def lq(out, *extra):
+        script.main(['--gt', str(tmp_path / 'hr'), '--out', str(tmp_path / out), '--seed', '0', *extra])
+        return cv2.imread(str(tmp_path / out / 'lq' / 'a.png'))
+
+    documented = lq('doc', '--opt', shipped)  # the command of docs/realworld.md and the option files
+    assert np.array_equal(documented, lq('usm', '--opt', shipped, '--gt-usm'))  # gt_usm taken from the options
+    assert not np.array_equal(documented, lq('clean', '--opt', shipped, '--no-gt-usm'))
+    assert documented.shape == (21, 21, 3)  # the scale (4) from the options too
+    with pytest.raises(SystemExit, match='contradicts'):
+        lq('bad', '--opt', shipped, '--scale', '2')
+
+
 def test_no_hard_coded_cuda_in_the_real_world_code():
     files = ['dukd_arch/utils/degradation.py', 'dukd_arch/models/dukd_realesrnet_model.py',
              'dukd_arch/models/dukd_realesrgan_model.py', 'scripts/make_degraded_val.py']
