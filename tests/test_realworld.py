@@ -14,6 +14,7 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils import USMSharp as BasicsrUSMSharp
 from conftest import make_opt, smooth_image
+from dukd_arch.ops import zoom_in
 from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
 from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
                                          TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels, seeded)
@@ -212,8 +213,8 @@ def _opt(tmp_path, model_type='DUKDRealESRNetModel', **top):
                    network_t=copy.deepcopy(TINY_RRDB_T), scale=SCALE)
     opt['path']['param_key_t'] = 'params_ema'
     opt.update(TEST_DEGRADATION)
-    opt.update(gt_size=32, queue_size=4)
-    opt['datasets']['train']['gt_size'] = 32
+    opt.update(gt_size=48, queue_size=4)  # 12-px LR: the smallest zoom-in tile degrade_like_lr takes here
+    opt['datasets']['train']['gt_size'] = 48
     opt['train']['dukd_opt'] = {'zoom_in': 1, 'zoom_out': True,
                                 'label_consistency': {'prob': 0.5, 'ops': ['vflip', 'hflip', 'transpose']}}
     opt.update(top)
@@ -249,7 +250,7 @@ def test_realesrgan_dataset_feeds_a_few_cpu_training_steps(tmp_path):
     teacher = copy.deepcopy(model.net_t.state_dict())
     student = copy.deepcopy(model.net_g.state_dict())
     _train(model, [data, data])
-    assert model.lq.shape == (2, 3, 8, 8) and model.gt.shape == (2, 3, 32, 32)
+    assert model.lq.shape == (2, 3, 12, 12) and model.gt.shape == (2, 3, 48, 48)
     assert torch.equal(model.gt, model.gt_usm)  # l1_gt_usm follows gt_usm (true)
     assert set(model.get_current_log()) == {'l_pix', 'l_kd', 'l_zoom_in', 'l_zoom_out_lr', 'l_zoom_out_kd', 'l_total'}
     assert model.get_current_log()['l_zoom_out_lr'] == 0  # the degraded LR is no label
@@ -271,18 +272,35 @@ def test_zoom_in_sources(tmp_path):
     torch.manual_seed(0)
     clean = build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'clean'}, gt_usm=False))
     clean.feed_data(_batch(0))
-    tiles = clean.zoom_in_inputs()
-    grid = [clean.gt_clean[..., r:r + 8, c:c + 8] for r in range(0, 32, 8) for c in range(0, 32, 8)]
-    assert any(torch.equal(tiles, cell) for cell in grid)  # an exact grid cell of the clean GT
+    tiles, t = clean.zoom_in_inputs(), clean.lq.shape[-1]
+    grid = [(r, c) for r in range(0, 48, t) for c in range(0, 48, t)]
+    assert any(torch.equal(tiles, clean.gt_clean[..., r:r + t, c:c + t]) for r, c in grid)  # a clean grid cell
     degraded = build_model(_opt(tmp_path))
     degraded.feed_data(_batch(0))
+    torch.manual_seed(1)
     tiles = degraded.zoom_in_inputs()
-    grid = [degraded.views['gt_degraded'][..., r:r + 8, c:c + 8] for r in range(0, 32, 8) for c in range(0, 32, 8)]
-    assert any(torch.equal(tiles, cell) for cell in grid)
-    assert degraded.views['gt_degraded'].shape == degraded.gt_clean.shape
-    assert not torch.allclose(degraded.views['gt_degraded'], degraded.gt_usm, atol=1e-3)
+    assert tiles.shape == degraded.lq.shape and torch.equal(tiles * 255, (tiles * 255).round())  # 8-bit, LR-sized
+    torch.manual_seed(1)  # the same draws: a cell of the sharpened GT, degraded like the LR with its sample's kernels
+    cells = zoom_in(degraded.gt_usm, (t, t), 1, 'grid')
+    assert torch.equal(tiles, degraded.degradation.degrade_like_lr(cells, *degraded.kernels))
+    assert not torch.allclose(tiles, cells, atol=1e-3)
     with pytest.raises(ValueError, match='zoom_in_source'):
         build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'noisy'}))
+
+
+def test_zoom_in_tiles_get_the_lr_degradation():
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    ks = _kernels(2)
+    colour = torch.tensor([[0.3, 0.5, 0.7], [0.6, 0.4, 0.2]]).view(2, 3, 1, 1)
+    # on content alike at both scales (flat), a tile's degradation is the LR's, draw for draw
+    tile = deg.degrade_like_lr(colour.expand(-1, -1, 24, 24), *ks.values(), seed=4)
+    lr = deg(colour.expand(-1, -1, 96, 96), *ks.values(), seed=4)
+    assert lr.shape == tile.shape and (lr - tile).abs().max() <= 1 / 255 + 1e-6
+    assert tile.std() > 0.01  # and it is degraded (noise), not passed through
+    # degrading the tile at its own size (scale 1) is a different, milder-noise, more blurred degradation
+    assert (deg(colour.expand(-1, -1, 96, 96), *ks.values(), seed=4, scale=1)[..., :24, :24] - lr).abs().max() > 0.02
+    with pytest.raises(ValueError, match='gt_size >= 76'):
+        deg.degrade_like_lr(colour.expand(-1, -1, 12, 12), *ks.values(), seed=4)
 
 
 def test_scratch_baseline_needs_no_teacher(tmp_path):
@@ -290,7 +308,7 @@ def test_scratch_baseline_needs_no_teacher(tmp_path):
     del opt['network_t'], opt['path']['pretrain_network_t'], opt['train']['kd_opt'], opt['train']['dukd_opt']
     model = build_model(opt)
     _train(model, [_batch(0)])
-    assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 8, 8)
+    assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 12, 12)
 
 
 def test_test_mode_needs_no_degradation_keys(tmp_path):

@@ -147,7 +147,7 @@ def device_generator(device: torch.device):
     generators = getattr(module, 'default_generators', None)
     if not generators:
         return _SingleGeneratorBackend(module)
-    index = device.index if device.index is not None else module.current_device()  # BasicSR: 'cuda' + set_device
+    index = device.index if device.index is not None else module.current_device()  # BasicSR: a bare device type + set_device
     return generators[index]
 
 
@@ -331,6 +331,30 @@ class SecondOrderDegradation(nn.Module):
                 out = self._jpeg(out, self.cfg['jpeg_range2'])
                 out = filter2d(F.interpolate(out, size=final, mode=self._mode()), sinc_kernel)
         return (torch.clamp((out * 255.0).round(), 0, 255) / 255.).contiguous()
+
+    @torch.no_grad()
+    def degrade_like_lr(self, tiles: torch.Tensor, kernel1: torch.Tensor, kernel2: torch.Tensor,
+                        sinc_kernel: torch.Tensor, seed: Optional[int] = None,
+                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """LR-sized tiles degraded with the training LR's strength (DUKD's zoom-in inputs).
+
+        Each tile is read as the LR-grid view of an HR image: upscaled ``scale`` times (bicubic) and put
+        through the pipeline at ``scale``. Every operator then acts at the same size relative to the tile
+        as it does relative to a training LR (kernel widths, resize ratios, noise averaged by the final
+        downscale, JPEG blocks); degrading the GT at its own size instead (``scale=1``) leaves tiles far
+        less noisy and blurred than the LR (docs/realworld.md, "Where the zoom-in inputs come from").
+        Returns tensors of the tiles' size and device.
+        """
+        self._check_inputs(tiles, {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc_kernel}, self.scale)
+        k = max(kernel1.size(-1), kernel2.size(-1), sinc_kernel.size(-1))
+        smallest = -(-self.min_input_size(self.scale, k) // self.scale)
+        if min(tiles.shape[-2:]) < smallest:
+            raise ValueError(f'zoom-in tiles of {tiles.shape[-2]}x{tiles.shape[-1]} are too small to degrade like '
+                             f'the LR (x{self.scale} pseudo-HR through {k}x{k} kernels, resize_range '
+                             f'{self.cfg["resize_range"]}): need LR patches of at least {smallest} px, i.e. '
+                             f'gt_size >= {smallest * self.scale}; or set upcycling.zoom_in_source: clean')
+        up = F.interpolate(tiles, scale_factor=self.scale, mode='bicubic', align_corners=False).clamp(0, 1)
+        return self(up, kernel1, kernel2, sinc_kernel, seed=seed, generator=generator)
 
 
 class USMSharp(nn.Module):
