@@ -1,6 +1,6 @@
 """Do our real-world models synthesise the same training pairs as BasicSR's ``RealESRNetModel.feed_data``?
 
-    OMP_NUM_THREADS=1 python scripts/check_degradation_parity.py --gt /path/to/hr_images --batches 200 --seed 0
+    OMP_NUM_THREADS=1 python scripts/check_degradation_parity.py --gt /path/to/hr_images --batches 400 --seed 0
     ... --control unsharpened   # negative control: ours degrades the unsharpened GT (gt_usm: false)
     ... --control basicsr       # null control: BasicSR against BasicSR (p-values should look uniform)
 
@@ -158,8 +158,9 @@ def load_images(folder, size):
 
 def report(result, args):
     a, b = result['basicsr'], result['ours']
-    lines = [f'{len(a)} batches of {args.batch} ({args.size} px GT crops, scale {SCALE}, published settings, '
-             f'gt_usm: true), control: {args.control}' + (f', ours overridden: {args.override}' if args.override else ''),
+    lines = [f'{len(a)} batches of {args.batch} ({args.size} px GT crops, scale {SCALE}, published settings unless set, '
+             f'gt_usm: true), control: {args.control}' + (f', both sides: {args.set}' if args.set else '')
+             + (f', ours overridden: {args.override}' if args.override else ''),
              f'| statistic (batch means) | BasicSR mean (sd) | ours mean (sd) | paired permutation p | KS p |',
              '|---|---|---|---|---|']
     for j, name in enumerate(STATS):
@@ -172,25 +173,37 @@ def report(result, args):
     return '\n'.join(lines)
 
 
+def parse_settings(items):
+    settings = {}
+    for item in items:
+        if '=' not in item:
+            raise SystemExit(f'expected KEY=YAML, got {item!r} (e.g. "noise_range2=[1, 35]")')
+        key, value = item.split('=', 1)
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--gt', required=True, help='folder of HR images (each at least --size px a side)')
-    parser.add_argument('--batches', type=int, default=200)
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--size', type=int, default=96, help='GT crop side (>= 74 at the published resize_range)')
+    parser.add_argument('--batches', type=int, default=400)
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--size', type=int, default=80, help='GT crop side (>= 74 at the published resize_range)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--control', choices=CONTROLS, default='none',
                         help='unsharpened: ours degrades the clean GT (must be detected); basicsr: BasicSR on both '
                         'sides (p-values should look uniform)')
     parser.add_argument('--override', action='append', default=[], metavar='KEY=YAML',
                         help='change a setting for ours only (another negative control)')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=YAML',
+                        help='change a setting on both sides (narrower ranges: more power per batch)')
     args = parser.parse_args(argv)
-    override = {}
-    for item in args.override:
-        key, value = item.split('=', 1)
-        override[key] = yaml.safe_load(value)
+    override, settings = parse_settings(args.override), parse_settings(args.set)
+    unknown = sorted((set(override) | set(settings)) - set(REAL_ESRGAN_DEGRADATION))
+    if unknown:
+        raise SystemExit(f'unknown degradation key(s) {unknown}; known: {sorted(REAL_ESRGAN_DEGRADATION)}')
     result = compare(load_images(args.gt, args.size), args.batches, args.batch, args.size, args.seed, args.control,
-                     override)
+                     override, settings)
     print(report(result, args))
 
 

@@ -396,11 +396,37 @@ def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path):
             assert torch.allclose(net_cuda(lq.cuda()).cpu(), net(lq), atol=1e-4)
 
 
-def test_validation_lr_is_made_like_the_training_lr(tmp_path):
+def _script(name):
     import importlib.util
-    spec = importlib.util.spec_from_file_location('make_degraded_val', osp.join(REPO, 'scripts', 'make_degraded_val.py'))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parity_check_passes_ours_and_detects_an_unsharpened_input():
+    parity = _script('check_degradation_parity')
+    rng = np.random.default_rng(0)
+    images = [torch.from_numpy(smooth_image(rng, 96, 96)[:, :, ::-1] / 255.).float().permute(2, 0, 1)
+              for _ in range(3)]
+    # narrowed ranges (both sides): fewer batches can show a change; every operator still runs
+    narrow = {'resize_prob': [0, 0, 1], 'resize_prob2': [0, 0, 1], 'noise_range': [1, 3], 'noise_range2': [1, 3],
+              'poisson_scale_range': [0.05, 0.2], 'poisson_scale_range2': [0.05, 0.2], 'jpeg_range': [85, 95],
+              'jpeg_range2': [85, 95]}
+    n_stats = len(parity.STATS)
+
+    def smallest_p(control):
+        result = parity.compare(images, 24, 4, 80, 0, control, settings=narrow, rounds=1999)
+        return min(result['perm_p'].min(), result['ks_p'].min()) * n_stats, result['target_diff']
+
+    p, target_diff = smallest_p('none')  # ours against BasicSR's own feed_data (its dense USM): no difference
+    assert p > 0.05 and target_diff < 2e-3
+    p, target_diff = smallest_p('unsharpened')  # the unsharpened GT fed to our pipeline: detected
+    assert p < 0.01 and target_diff > 0.05
+
+
+def test_validation_lr_is_made_like_the_training_lr(tmp_path):
+    script = _script('make_degraded_val')
     os.makedirs(tmp_path / 'hr')
     cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), smooth_image(np.random.default_rng(0), 84, 84))
     shipped = osp.join(REPO, 'options', 'realworld', 'dukd_realesrnet_x4.yml')
