@@ -45,7 +45,8 @@ import basicsr.models.realesrnet_model as basicsr_realesrnet  # noqa: E402
 from basicsr.utils import USMSharp as BasicsrUSMSharp  # noqa: E402
 from basicsr.utils.diffjpeg import DiffJPEG  # noqa: E402
 from dukd_arch.models.dukd_realesrnet_model import RealWorldSynthesis  # noqa: E402
-from dukd_arch.utils.degradation import REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, filter2d, sample_kernels  # noqa: E402,E501
+from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, filter2d,  # noqa: E402
+                                         sample_kernels)
 
 LAPLACIAN = torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]]).view(1, 1, 3, 3)
 IMMERKAER = torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]]).view(1, 1, 3, 3)
@@ -158,10 +159,11 @@ def load_images(folder, size):
 
 def report(result, args):
     a, b = result['basicsr'], result['ours']
-    lines = [f'{len(a)} batches of {args.batch} ({args.size} px GT crops, scale {SCALE}, published settings unless set, '
-             f'gt_usm: true), control: {args.control}' + (f', both sides: {args.set}' if args.set else '')
+    second = 'BasicSR again' if args.control == 'basicsr' else 'ours'
+    lines = [f'{len(a)} batches of {args.batch} ({args.size} px GT crops, scale {SCALE}, published settings unless '
+             f'set, gt_usm: true), control: {args.control}' + (f', both sides: {args.set}' if args.set else '')
              + (f', ours overridden: {args.override}' if args.override else ''),
-             f'| statistic (batch means) | BasicSR mean (sd) | ours mean (sd) | paired permutation p | KS p |',
+             f'| statistic (batch means) | BasicSR mean (sd) | {second} mean (sd) | paired permutation p | KS p |',
              '|---|---|---|---|---|']
     for j, name in enumerate(STATS):
         lines.append(f'| {name} | {a[:, j].mean():.3f} ({a[:, j].std():.3f}) | {b[:, j].mean():.3f} '

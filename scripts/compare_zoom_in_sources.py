@@ -1,10 +1,13 @@
 """Are the zoom-in tiles as degraded as the training LR? Degradation statistics side by side.
 
     OMP_NUM_THREADS=1 python scripts/compare_zoom_in_sources.py --gt /path/to/hr_images --batches 20 --batch 64
+    OMP_NUM_THREADS=1 python scripts/compare_zoom_in_sources.py --content pink --batches 20 --batch 64
 
-Each batch, as in training: ``--batch`` random ``--crop`` px GT crops (random images), USM-sharpened, kernels
-drawn as RealESRGANDataset draws them, one pipeline call per batch (a batch shares its resize draws).
-Then four inputs of the LR's size (``crop / scale`` px) per sample:
+Each batch, as in training: ``--batch`` ``--crop`` px GT crops, USM-sharpened, kernels drawn as
+RealESRGANDataset draws them, one pipeline call per batch (a batch shares its resize draws). Content:
+random crops of ``--gt`` photos, or synthetic (``flat``: uniform colours, so the residual is the
+degradation's noise and JPEG alone; ``pink``: 1/f textures, alike at every scale, so a tile and an LR
+show equally busy content and blur compares too). Four inputs of the LR's size (``crop / scale`` px):
 
 * ``lr``: the training LR (second-order degradation of the sharpened crop at ``scale``);
 * ``degraded`` (the default zoom-in source): a grid cell of the sharpened crop degraded like the LR
@@ -13,16 +16,17 @@ Then four inputs of the LR's size (``crop / scale`` px) per sample:
   (the pipeline at scale 1), the same grid cell cut out;
 * ``clean``: the grid cell of the clean crop (the paper's zoom-in).
 
-Statistics on the grey channel, 8-bit units, each input against its clean counterpart on the same pixel
-grid (for ``lr`` the antialiased bicubic downscale of the sharpened crop; for the tiles the sharpened
-tile), so that they measure the degradation and not the content (a tile shows 1/scale^2 of an LR's
-content per pixel):
+Each input is compared with its clean counterpart on the same pixel grid, the antialiased bicubic
+downscale of what the pipeline was given (the sharpened crop for ``lr``, the upscaled tile for
+``degraded``, the sharpened tile itself for ``scale1``; ``clean`` is its own). Grey channel, 8-bit units:
 
 * noise sigma: Immerkaer's (1996) estimator on the residual (input - counterpart);
-* gradient-energy ratio: sum |grad input|^2 / sum |grad counterpart|^2 (blur lowers it, noise raises it);
-* residual RMS.
+* gradient-energy ratio: sum |grad input|^2 / sum |grad counterpart|^2 (blur lowers it, noise raises it;
+  undefined for a flat counterpart);
+* residual RMS;
+* clean RMS gradient: how busy the counterpart is (content, not degradation).
 
-Printed: median [25th-75th percentile] over all samples, and a markdown table.
+Printed: median [25th, 75th percentile] over all samples, as a markdown table.
 """
 import argparse
 import os
@@ -148,8 +152,9 @@ def measure(images, batches, batch, crop, scale, seed, content='photos', opt=Non
 def table(stats):
     lines = ['| source | ' + ' | '.join(STATS) + ' |', '|---' * (len(STATS) + 1) + '|']
     for key, a in stats.items():
-        cells = [f'{np.median(a[:, j]):.2f} [{np.percentile(a[:, j], 25):.2f}, {np.percentile(a[:, j], 75):.2f}]'
-                 if not np.isnan(a[:, j]).all() else '-' for j in range(len(STATS))]
+        cells = [f'{np.nanmedian(a[:, j]):.2f} [{np.nanpercentile(a[:, j], 25):.2f}, '
+                 f'{np.nanpercentile(a[:, j], 75):.2f}]' if not np.isnan(a[:, j]).all() else '-'
+                 for j in range(len(STATS))]
         lines.append(f'| {key} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -176,6 +181,9 @@ def main(argv=None):
           f'scale {args.scale}, published '
           'settings; median [25th, 75th percentile], grey channel, 8-bit units')
     print(table(stats))
+    flat = int(np.isnan(stats['clean'][:, 1]).sum())
+    if flat:  # a featureless counterpart has no gradient energy to compare with
+        print(f'gradient-energy ratio over the {len(stats["clean"]) - flat} samples whose clean tile is not flat')
 
 
 if __name__ == '__main__':

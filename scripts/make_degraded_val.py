@@ -69,7 +69,8 @@ def main(argv=None):
     parser.add_argument('--scale', type=int, default=None, help='SR scale (default: from --opt, else 4)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--opt', default=None,
-                        help='training options file: scale, gt_usm, degradation and kernel settings as training uses them')
+                        help='training options file: scale, gt_usm, degradation and kernel settings, as training '
+                        'uses them')
     parser.add_argument('--gt-usm', action=argparse.BooleanOptionalAction, default=None,
                         help='degrade the USM-sharpened GT, as training with gt_usm: true does (default: gt_usm of '
                         '--opt, else true); the GT is saved unsharpened')

@@ -147,7 +147,8 @@ def device_generator(device: torch.device):
     generators = getattr(module, 'default_generators', None)
     if not generators:
         return _SingleGeneratorBackend(module)
-    index = device.index if device.index is not None else module.current_device()  # BasicSR: a bare device type + set_device
+    # a bare device type means the current device (BasicSR's models: torch.device(type) after set_device)
+    index = device.index if device.index is not None else module.current_device()
     return generators[index]
 
 
@@ -341,8 +342,8 @@ class SecondOrderDegradation(nn.Module):
         Each tile is read as the LR-grid view of an HR image: upscaled ``scale`` times (bicubic) and put
         through the pipeline at ``scale``. Every operator then acts at the same size relative to the tile
         as it does relative to a training LR (kernel widths, resize ratios, noise averaged by the final
-        downscale, JPEG blocks); degrading the GT at its own size instead (``scale=1``) leaves tiles far
-        less noisy and blurred than the LR (docs/realworld.md, "Where the zoom-in inputs come from").
+        downscale, JPEG blocks); degrading the GT at its own size instead (``scale=1``) blurs tiles far
+        more than the LR relative to their size (docs/realworld.md, "Where the zoom-in inputs come from").
         Returns tensors of the tiles' size and device.
         """
         self._check_inputs(tiles, {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc_kernel}, self.scale)
