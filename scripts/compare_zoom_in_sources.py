@@ -182,7 +182,7 @@ def main(argv=None):
           'settings; median [25th, 75th percentile], grey channel, 8-bit units')
     print(table(stats))
     flat = int(np.isnan(stats['clean'][:, 1]).sum())
-    if flat:  # a featureless counterpart has no gradient energy to compare with
+    if 0 < flat < len(stats['clean']):  # a featureless counterpart has no gradient energy to compare with
         print(f'gradient-energy ratio over the {len(stats["clean"]) - flat} samples whose clean tile is not flat')
 
 
