@@ -299,8 +299,10 @@ def test_zoom_in_tiles_get_the_lr_degradation():
     assert tile.std() > 0.01  # and it is degraded (noise), not passed through
     # degrading the tile at its own size (scale 1) is a different, milder-noise, more blurred degradation
     assert (deg(colour.expand(-1, -1, 96, 96), *ks.values(), seed=4, scale=1)[..., :24, :24] - lr).abs().max() > 0.02
-    with pytest.raises(ValueError, match='gt_size >= 76'):
-        deg.degrade_like_lr(colour.expand(-1, -1, 12, 12), *ks.values(), seed=4)
+    small = deg.degrade_like_lr(torch.rand(2, 3, 12, 12), *ks.values(), seed=4)  # below 19 px: mirrored out
+    assert small.shape == (2, 3, 12, 12) and torch.equal(small * 255, (small * 255).round())
+    with pytest.raises(ValueError, match='gt_size >= 28'):
+        deg.degrade_like_lr(colour.expand(-1, -1, 6, 6), *ks.values(), seed=4)
 
 
 def test_scratch_baseline_needs_no_teacher(tmp_path):

@@ -344,18 +344,26 @@ class SecondOrderDegradation(nn.Module):
         as it does relative to a training LR (kernel widths, resize ratios, noise averaged by the final
         downscale, JPEG blocks); degrading the GT at its own size instead (``scale=1``) blurs tiles far
         more than the LR relative to their size (docs/realworld.md, "Where the zoom-in inputs come from").
-        Returns tensors of the tiles' size and device.
+        Tiles below the pipeline's smallest input are reflect-padded first and cut back after. Returns
+        tensors of the tiles' size and device.
         """
         self._check_inputs(tiles, {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc_kernel}, self.scale)
         k = max(kernel1.size(-1), kernel2.size(-1), sinc_kernel.size(-1))
         smallest = -(-self.min_input_size(self.scale, k) // self.scale)
-        if min(tiles.shape[-2:]) < smallest:
-            raise ValueError(f'zoom-in tiles of {tiles.shape[-2]}x{tiles.shape[-1]} are too small to degrade like '
-                             f'the LR (x{self.scale} pseudo-HR through {k}x{k} kernels, resize_range '
-                             f'{self.cfg["resize_range"]}): need LR patches of at least {smallest} px, i.e. '
-                             f'gt_size >= {smallest * self.scale}; or set upcycling.zoom_in_source: clean')
+        h, w = tiles.shape[-2:]
+        # tiles smaller than the pipeline's reflect padding allows are mirrored out, degraded, cut back
+        pad_h, pad_w = (max(0, -(-(smallest - n) // 2)) for n in (h, w))
+        if pad_h >= h or pad_w >= w:
+            least = next(n for n in range(1, smallest + 1) if -(-(smallest - n) // 2) < n)
+            raise ValueError(f'zoom-in tiles of {h}x{w} are too small to degrade like the LR (x{self.scale} '
+                             f'pseudo-HR through {k}x{k} kernels, resize_range {self.cfg["resize_range"]}): need LR '
+                             f'patches of at least {least} px, i.e. gt_size >= {least * self.scale}; or set '
+                             'upcycling.zoom_in_source: clean')
+        if pad_h or pad_w:
+            tiles = F.pad(tiles, (pad_w, pad_w, pad_h, pad_h), mode='reflect')
         up = F.interpolate(tiles, scale_factor=self.scale, mode='bicubic', align_corners=False).clamp(0, 1)
-        return self(up, kernel1, kernel2, sinc_kernel, seed=seed, generator=generator)
+        out = self(up, kernel1, kernel2, sinc_kernel, seed=seed, generator=generator)
+        return out[..., pad_h:pad_h + h, pad_w:pad_w + w].contiguous()
 
 
 class USMSharp(nn.Module):
