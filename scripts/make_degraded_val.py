@@ -1,14 +1,20 @@
 """Make a paired real-world validation set once: GT images -> Real-ESRGAN second-order degraded LR.
 
     python scripts/make_degraded_val.py --gt datasets/DIV2K/DIV2K_valid_HR --out datasets/realworld_val_x4 \
-        --scale 4 --seed 0 [--opt options/realworld/dukd_realesrnet_x4.yml] [--gt-usm] [--max-size 512]
+        --seed 0 --opt options/realworld/dukd_realesrnet_x4.yml [--max-size 512]
 
 Writes ``<out>/gt/<name>.png`` (cropped to a multiple of the scale, centre-cropped to ``--max-size`` if
 given) and ``<out>/lq/<name>.png``. Image ``i`` (in sorted order) is degraded under seed ``seed + i``:
 the same command gives byte-identical files on any machine with the same library versions, and adding
-images does not change the others. Degradation and kernel settings come from ``--opt`` (the training
-options file: top-level degradation keys and ``datasets.train`` kernel keys) or Real-ESRGAN's published
-values. Evaluate with a PairedImageDataset on ``gt``/``lq`` (see options/realworld/test/test_realworld_paired_x4.yml).
+images does not change the others.
+
+The LR are made the way training makes them: with ``--opt`` (the training options file) the scale,
+``gt_usm`` (degrade the USM-sharpened GT; BasicSR's default true), the top-level degradation keys and
+the ``datasets.train`` kernel keys all come from it; without it, Real-ESRGAN's published values.
+``--scale`` / ``--gt-usm`` / ``--no-gt-usm`` override (a ``--scale`` that contradicts ``--opt`` is an
+error). The saved GT is the clean one (validation scores against the clean GT, as BasicSR's
+Real-ESRGAN does). Evaluate with a PairedImageDataset on ``gt``/``lq`` (see
+options/realworld/test/test_realworld_paired_x4.yml).
 """
 import argparse
 import os
@@ -30,14 +36,18 @@ IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def load_settings(opt_path):
+    """(degradation keys, kernel keys, scale or None, gt_usm) as training reads them from ``opt_path``."""
     deg, ker = dict(REAL_ESRGAN_DEGRADATION), dict(REAL_ESRGAN_KERNELS)
+    scale, gt_usm = None, True  # RealESRNetModel sharpens unless gt_usm is false
     if opt_path:
         with open(opt_path) as f:
             opt = yaml.safe_load(f)
         deg.update({k: opt[k] for k in REAL_ESRGAN_DEGRADATION if k in opt})
         train = (opt.get('datasets') or {}).get('train') or {}
         ker.update({k: train[k] for k in KERNEL_KEYS if k in train})
-    return deg, ker
+        scale = opt.get('scale')
+        gt_usm = bool(opt.get('gt_usm', True))
+    return deg, ker, scale, gt_usm
 
 
 def centre_crop(img, max_size, scale):
@@ -56,11 +66,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--gt', required=True, help='folder of clean high-resolution images')
     parser.add_argument('--out', required=True, help='output folder (gets gt/ and lq/)')
-    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--scale', type=int, default=None, help='SR scale (default: from --opt, else 4)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--opt', default=None, help='training options file to take the degradation settings from')
-    parser.add_argument('--gt-usm', action='store_true',
-                        help='degrade the USM-sharpened GT (as Real-ESRNet training does); GT is saved unsharpened')
+    parser.add_argument('--opt', default=None,
+                        help='training options file: scale, gt_usm, degradation and kernel settings, as training '
+                        'uses them')
+    parser.add_argument('--gt-usm', action=argparse.BooleanOptionalAction, default=None,
+                        help='degrade the USM-sharpened GT, as training with gt_usm: true does (default: gt_usm of '
+                        '--opt, else true); the GT is saved unsharpened')
     parser.add_argument('--max-size', type=int, default=0, help='centre-crop GT to at most this many px a side')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args(argv)
@@ -68,7 +81,12 @@ def main(argv=None):
     names = sorted(n for n in os.listdir(args.gt) if n.lower().endswith(IMG_EXTENSIONS))
     if not names:
         raise SystemExit(f'no images ({", ".join(IMG_EXTENSIONS)}) in {args.gt}')
-    deg_opt, kernel_opt = load_settings(args.opt)
+    deg_opt, kernel_opt, opt_scale, opt_gt_usm = load_settings(args.opt)
+    if args.scale is not None and opt_scale is not None and int(opt_scale) != args.scale:
+        raise SystemExit(f'--scale {args.scale} contradicts scale: {opt_scale} in {args.opt}: the validation LR would '
+                         'not match the training LR; drop --scale')
+    args.scale = args.scale or int(opt_scale or 4)
+    gt_usm = opt_gt_usm if args.gt_usm is None else args.gt_usm
     device = torch.device(args.device)
     degrade = SecondOrderDegradation(deg_opt, args.scale).to(device)
     usm = USMSharp().to(device)
@@ -85,13 +103,14 @@ def main(argv=None):
         kernels = {k: v[None].to(device) for k, v in sample_kernels(kernel_opt).items()}
         gt = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float().div(255)[None]
         gt = gt.to(device)
-        src = usm(gt) if args.gt_usm else gt
+        src = usm(gt) if gt_usm else gt
         lq = degrade(src, kernels['kernel1'], kernels['kernel2'], kernels['sinc_kernel'], seed=seed)
         lq = (lq[0].cpu().numpy().transpose(1, 2, 0)[:, :, ::-1] * 255).round().astype(np.uint8)
         stem = osp.splitext(name)[0]
         cv2.imwrite(osp.join(args.out, 'gt', f'{stem}.png'), img)
         cv2.imwrite(osp.join(args.out, 'lq', f'{stem}.png'), lq)
-    print(f'{len(names)} pairs written to {args.out} (scale {args.scale}, seed {args.seed})')
+    print(f'{len(names)} pairs written to {args.out} (scale {args.scale}, seed {args.seed}, LR from the '
+          f'{"USM-sharpened" if gt_usm else "clean"} GT, settings from {args.opt or "Real-ESRGAN published values"})')
 
 
 if __name__ == '__main__':

@@ -14,9 +14,10 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils import USMSharp as BasicsrUSMSharp
 from conftest import make_opt, smooth_image
+from dukd_arch.ops import zoom_in
 from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
 from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
-                                         TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels)
+                                         TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels, seeded)
 
 SCALE = 4
 TINY_RRDB_T = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': SCALE, 'num_feat': 8, 'num_block': 1,
@@ -55,6 +56,89 @@ def test_pipeline_is_deterministic_under_a_seed_and_leaves_global_rng_alone():
     assert torch.equal(deg(gt, *ks, generator=g1), deg(gt, *ks, generator=g2))
     assert a.shape == (2, 3, 20, 20)
     assert a.min() >= 0 and a.max() <= 1 and torch.equal(a * 255, (a * 255).round())  # 8-bit values
+
+
+class _FakeCuda:
+    """``torch.cuda``'s RNG API over two CPU generators: stand-ins for the streams of two GPUs."""
+
+    def __init__(self):
+        self.default_generators = (torch.Generator().manual_seed(11), torch.Generator().manual_seed(22))
+        self.current = 0
+
+    def init(self):
+        pass
+
+    def device_count(self):
+        return 2
+
+    def current_device(self):
+        return self.current
+
+    def _index(self, device):
+        device = torch.device('cuda', device) if isinstance(device, int) else torch.device(device)
+        return self.current if device.index is None else device.index
+
+    def get_rng_state(self, device='cuda'):
+        return self.default_generators[self._index(device)].get_state()
+
+    def set_rng_state(self, state, device='cuda'):
+        self.default_generators[self._index(device)].set_state(state)
+
+    def manual_seed(self, seed):
+        self.default_generators[self.current].manual_seed(seed)
+
+    def manual_seed_all(self, seed):
+        for g in self.default_generators:
+            g.manual_seed(seed)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    fake, real = _FakeCuda(), torch.get_device_module
+    monkeypatch.setattr(torch, 'get_device_module',
+                        lambda d=None: fake if d is not None and torch.device(d).type == 'cuda' else real(d))
+    monkeypatch.setattr(torch.cuda, 'manual_seed_all', fake.manual_seed_all)  # what torch.manual_seed calls
+    monkeypatch.setattr(torch.cuda, 'manual_seed', fake.manual_seed)
+    return fake
+
+
+def test_seeded_synthesis_leaves_every_device_stream_alone(fake_cuda):
+    streams = fake_cuda.default_generators
+    before, cpu_before = [g.get_state() for g in streams], torch.get_rng_state()
+    first_draws = [torch.rand(3, generator=torch.Generator().set_state(s)) for s in before]
+    with seeded(5, torch.device('cuda', 1)):
+        on_device = torch.rand(3, generator=streams[1])
+        on_cpu = torch.rand(3)
+        assert torch.equal(streams[0].get_state(), before[0])  # the other GPU is not reseeded
+    reference = torch.rand(3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(on_device, reference) and torch.equal(on_cpu, reference)  # both seeded inside
+    assert torch.equal(torch.get_rng_state(), cpu_before)
+    assert all(torch.equal(torch.rand(3, generator=g), d) for g, d in zip(streams, first_draws))  # streams go on
+    fake_cuda.current = 1  # torch.device('cuda') after set_device(1), as BasicSR builds it under DDP
+    before = [g.get_state() for g in streams]
+    with seeded(5, 'cuda'):
+        assert torch.equal(torch.rand(3, generator=streams[1]), reference)
+    # a seeded pipeline call on the CPU (make_degraded_val, tests) writes no device stream
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    data = _batch(0, size=80)
+    deg(data['gt'], data['kernel1'], data['kernel2'], data['sinc_kernel'], seed=3)
+    assert all(torch.equal(g.get_state(), s) for g, s in zip(streams, before))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (the mocked test above runs everywhere)')
+def test_seeded_synthesis_leaves_real_cuda_streams_alone():
+    states = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+    cpu_state = torch.get_rng_state()
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    data = _batch(0, size=80)
+    ks = (data['kernel1'], data['kernel2'], data['sinc_kernel'])
+    deg(data['gt'], *ks, seed=3)
+    gpu = torch.device('cuda', torch.cuda.device_count() - 1)
+    deg_gpu = deg.to(gpu)
+    a = deg_gpu(data['gt'].to(gpu), *ks, seed=3)
+    assert torch.equal(a, deg_gpu(data['gt'].to(gpu), *ks, seed=3))
+    assert all(torch.equal(torch.cuda.get_rng_state(i), s) for i, s in enumerate(states))
+    assert torch.equal(torch.get_rng_state(), cpu_state)
 
 
 def test_pipeline_follows_the_module_device_and_dtype_of_inputs():
@@ -129,8 +213,8 @@ def _opt(tmp_path, model_type='DUKDRealESRNetModel', **top):
                    network_t=copy.deepcopy(TINY_RRDB_T), scale=SCALE)
     opt['path']['param_key_t'] = 'params_ema'
     opt.update(TEST_DEGRADATION)
-    opt.update(gt_size=32, queue_size=4)
-    opt['datasets']['train']['gt_size'] = 32
+    opt.update(gt_size=48, queue_size=4)  # 12-px LR: the smallest zoom-in tile degrade_like_lr takes here
+    opt['datasets']['train']['gt_size'] = 48
     opt['train']['dukd_opt'] = {'zoom_in': 1, 'zoom_out': True,
                                 'label_consistency': {'prob': 0.5, 'ops': ['vflip', 'hflip', 'transpose']}}
     opt.update(top)
@@ -166,7 +250,7 @@ def test_realesrgan_dataset_feeds_a_few_cpu_training_steps(tmp_path):
     teacher = copy.deepcopy(model.net_t.state_dict())
     student = copy.deepcopy(model.net_g.state_dict())
     _train(model, [data, data])
-    assert model.lq.shape == (2, 3, 8, 8) and model.gt.shape == (2, 3, 32, 32)
+    assert model.lq.shape == (2, 3, 12, 12) and model.gt.shape == (2, 3, 48, 48)
     assert torch.equal(model.gt, model.gt_usm)  # l1_gt_usm follows gt_usm (true)
     assert set(model.get_current_log()) == {'l_pix', 'l_kd', 'l_zoom_in', 'l_zoom_out_lr', 'l_zoom_out_kd', 'l_total'}
     assert model.get_current_log()['l_zoom_out_lr'] == 0  # the degraded LR is no label
@@ -188,18 +272,37 @@ def test_zoom_in_sources(tmp_path):
     torch.manual_seed(0)
     clean = build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'clean'}, gt_usm=False))
     clean.feed_data(_batch(0))
-    tiles = clean.zoom_in_inputs()
-    grid = [clean.gt_clean[..., r:r + 8, c:c + 8] for r in range(0, 32, 8) for c in range(0, 32, 8)]
-    assert any(torch.equal(tiles, cell) for cell in grid)  # an exact grid cell of the clean GT
+    tiles, t = clean.zoom_in_inputs(), clean.lq.shape[-1]
+    grid = [(r, c) for r in range(0, 48, t) for c in range(0, 48, t)]
+    assert any(torch.equal(tiles, clean.gt_clean[..., r:r + t, c:c + t]) for r, c in grid)  # a clean grid cell
     degraded = build_model(_opt(tmp_path))
     degraded.feed_data(_batch(0))
+    torch.manual_seed(1)
     tiles = degraded.zoom_in_inputs()
-    grid = [degraded.views['gt_degraded'][..., r:r + 8, c:c + 8] for r in range(0, 32, 8) for c in range(0, 32, 8)]
-    assert any(torch.equal(tiles, cell) for cell in grid)
-    assert degraded.views['gt_degraded'].shape == degraded.gt_clean.shape
-    assert not torch.allclose(degraded.views['gt_degraded'], degraded.gt_usm, atol=1e-3)
+    assert tiles.shape == degraded.lq.shape and torch.equal(tiles * 255, (tiles * 255).round())  # 8-bit, LR-sized
+    torch.manual_seed(1)  # the same draws: a cell of the sharpened GT, degraded like the LR with its sample's kernels
+    cells = zoom_in(degraded.gt_usm, (t, t), 1, 'grid')
+    assert torch.equal(tiles, degraded.degradation.degrade_like_lr(cells, *degraded.kernels))
+    assert not torch.allclose(tiles, cells, atol=1e-3)
     with pytest.raises(ValueError, match='zoom_in_source'):
         build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'noisy'}))
+
+
+def test_zoom_in_tiles_get_the_lr_degradation():
+    deg = SecondOrderDegradation(REAL_ESRGAN_DEGRADATION, SCALE)
+    ks = _kernels(2)
+    colour = torch.tensor([[0.3, 0.5, 0.7], [0.6, 0.4, 0.2]]).view(2, 3, 1, 1)
+    # on content alike at both scales (flat), a tile's degradation is the LR's, draw for draw
+    tile = deg.degrade_like_lr(colour.expand(-1, -1, 24, 24), *ks.values(), seed=4)
+    lr = deg(colour.expand(-1, -1, 96, 96), *ks.values(), seed=4)
+    assert lr.shape == tile.shape and (lr - tile).abs().max() <= 1 / 255 + 1e-6
+    assert tile.std() > 0.01  # and it is degraded (noise), not passed through
+    # degrading the tile at its own size (scale 1) is a different, milder-noise, more blurred degradation
+    assert (deg(colour.expand(-1, -1, 96, 96), *ks.values(), seed=4, scale=1)[..., :24, :24] - lr).abs().max() > 0.02
+    small = deg.degrade_like_lr(torch.rand(2, 3, 12, 12), *ks.values(), seed=4)  # below 19 px: mirrored out
+    assert small.shape == (2, 3, 12, 12) and torch.equal(small * 255, (small * 255).round())
+    with pytest.raises(ValueError, match='gt_size >= 28'):
+        deg.degrade_like_lr(colour.expand(-1, -1, 6, 6), *ks.values(), seed=4)
 
 
 def test_scratch_baseline_needs_no_teacher(tmp_path):
@@ -207,7 +310,7 @@ def test_scratch_baseline_needs_no_teacher(tmp_path):
     del opt['network_t'], opt['path']['pretrain_network_t'], opt['train']['kd_opt'], opt['train']['dukd_opt']
     model = build_model(opt)
     _train(model, [_batch(0)])
-    assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 8, 8)
+    assert not hasattr(model, 'net_t') and model.lq.shape == (2, 3, 12, 12)
 
 
 def test_test_mode_needs_no_degradation_keys(tmp_path):
@@ -227,9 +330,14 @@ def test_paired_training_without_the_pipeline(tmp_path):
     model = build_model(opt)
     gt = torch.rand(2, 3, 32, 32)
     _train(model, [{'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt}])
-    assert torch.equal(model.gt_clean, gt) and torch.equal(model.gt, USMSharp()(gt))  # l1_gt_usm
+    # BasicSR's RealESRNetModel: the clean GT is the pixel target of paired training (gt_usm: true notwithstanding)
+    assert torch.equal(model.gt_clean, gt) and torch.equal(model.gt, gt)
+    assert torch.equal(model.gt_usm, USMSharp()(gt))
     tiles = model.zoom_in_inputs()
     assert any(torch.equal(tiles, gt[..., r:r + 8, c:c + 8]) for r in range(0, 32, 8) for c in range(0, 32, 8))
+    sharpened = build_model({**opt, 'l1_gt_usm': True})  # an explicit choice wins
+    sharpened.feed_data({'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt})
+    assert torch.equal(sharpened.gt, USMSharp()(gt))
 
 
 def test_kd_baseline_and_paired_validation_path(tmp_path):
@@ -258,6 +366,10 @@ def test_gan_stage_keeps_distillation_and_trains_the_discriminator(tmp_path):
     assert any(not torch.equal(net_d[k], v) for k, v in model.net_d.state_dict().items())
     model.save(0, 2)
     assert sorted(os.listdir(tmp_path / 'models')) == ['net_d_2.pth', 'net_g_2.pth']
+    paired = build_model({**copy.deepcopy(opt), 'high_order_degradation': False})
+    gt = torch.rand(2, 3, 32, 32)
+    paired.feed_data({'lq': gt[..., ::SCALE, ::SCALE].clone(), 'gt': gt})
+    assert torch.equal(paired.gt, USMSharp()(gt))  # RealESRGANModel: l1_gt_usm (default true) in paired training
     del opt['train']['gan_opt']
     with pytest.raises(KeyError, match='gan_opt'):
         build_model(opt)
@@ -284,6 +396,54 @@ def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path):
         net_cuda.load_state_dict(torch.load(path, map_location='cuda', weights_only=True)['params_ema'])
         with torch.no_grad():
             assert torch.allclose(net_cuda(lq.cuda()).cpu(), net(lq), atol=1e-4)
+
+
+def _script(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parity_check_passes_ours_and_detects_an_unsharpened_input():
+    parity = _script('check_degradation_parity')
+    rng = np.random.default_rng(0)
+    images = [torch.from_numpy(smooth_image(rng, 96, 96)[:, :, ::-1] / 255.).float().permute(2, 0, 1)
+              for _ in range(3)]
+    # narrowed ranges (both sides): fewer batches can show a change; every operator still runs
+    narrow = {'resize_prob': [0, 0, 1], 'resize_prob2': [0, 0, 1], 'noise_range': [1, 3], 'noise_range2': [1, 3],
+              'poisson_scale_range': [0.05, 0.2], 'poisson_scale_range2': [0.05, 0.2], 'jpeg_range': [85, 95],
+              'jpeg_range2': [85, 95]}
+    n_stats = len(parity.STATS)
+
+    def smallest_p(control):
+        result = parity.compare(images, 24, 4, 80, 0, control, settings=narrow, rounds=1999)
+        return min(result['perm_p'].min(), result['ks_p'].min()) * n_stats, result['target_diff']
+
+    p, target_diff = smallest_p('none')  # ours against BasicSR's own feed_data (its dense USM): no difference
+    assert p > 0.05 and target_diff < 2e-3
+    p, target_diff = smallest_p('unsharpened')  # the unsharpened GT fed to our pipeline: detected
+    assert p < 0.01 and target_diff > 0.05
+
+
+def test_validation_lr_is_made_like_the_training_lr(tmp_path):
+    script = _script('make_degraded_val')
+    os.makedirs(tmp_path / 'hr')
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), smooth_image(np.random.default_rng(0), 84, 84))
+    shipped = osp.join(REPO, 'options', 'realworld', 'dukd_realesrnet_x4.yml')
+    assert _yaml(shipped)['gt_usm'] is True
+
+    def lq(out, *extra):
+        script.main(['--gt', str(tmp_path / 'hr'), '--out', str(tmp_path / out), '--seed', '0', *extra])
+        return cv2.imread(str(tmp_path / out / 'lq' / 'a.png'))
+
+    documented = lq('doc', '--opt', shipped)  # the command of docs/realworld.md and the option files
+    assert np.array_equal(documented, lq('usm', '--opt', shipped, '--gt-usm'))  # gt_usm taken from the options
+    assert not np.array_equal(documented, lq('clean', '--opt', shipped, '--no-gt-usm'))
+    assert documented.shape == (21, 21, 3)  # the scale (4) from the options too
+    with pytest.raises(SystemExit, match='contradicts'):
+        lq('bad', '--opt', shipped, '--scale', '2')
 
 
 def test_no_hard_coded_cuda_in_the_real_world_code():

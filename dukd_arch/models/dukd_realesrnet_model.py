@@ -7,11 +7,13 @@ same second-order pipeline (``utils/degradation.py``) runs on the model's device
 * the degradation keys of ``REAL_ESRGAN_DEGRADATION``, ``gt_size``, ``queue_size`` (180), ``scale``;
 * ``gt_usm`` (true): degrade the USM-sharpened GT, as Real-ESRNet does;
 * ``l1_gt_usm`` (default: ``gt_usm``): the pixel-loss target is the sharpened GT;
-* ``high_order_degradation`` (true): false trains on a paired (lq, gt) dataset instead;
+* ``high_order_degradation`` (true): false trains on a paired (lq, gt) dataset instead; the pixel target
+  is then the clean GT unless ``l1_gt_usm`` is set, as in BasicSR's ``RealESRNetModel`` (the GAN model
+  follows ``RealESRGANModel``: sharpened unless ``l1_gt_usm: false``);
 * ``upcycling.zoom_in_source`` (DUKD only): ``degraded`` (default) cuts zoom-in tiles from the GT the LR
-  is made from (sharpened when ``gt_usm``) degraded at its own size by the same pipeline (scale 1:
-  blur, resizes, noise, JPEG, sinc, no net shrink); ``clean`` cuts them from the clean, unsharpened GT
-  (the paper's bicubic-setting zoom-in).
+  is made from (sharpened when ``gt_usm``) and degrades them like the LR
+  (``SecondOrderDegradation.degrade_like_lr``: every operator at the LR's pixel scale); ``clean`` cuts
+  them from the clean, unsharpened GT (the paper's bicubic-setting zoom-in).
 
 Why, and what happens to zoom-out and label consistency here: docs/realworld.md.
 """
@@ -33,12 +35,17 @@ ZOOM_IN_SOURCES = ('degraded', 'clean')
 class RealWorldSynthesis:
     """Mixin for an SRModel subclass (needs ``self.scale``): LR synthesis, sharpened targets, training-pair queue."""
 
+    PAIRED_L1_GT_USM = False  # pixel target of paired training without an explicit l1_gt_usm (BasicSR's choice)
+
     def _init_synthesis(self):
         """Degradation, sharpener and queue; built only for training (test options need none of the keys)."""
         opt = self.opt
         self.usm_sharpener = USMSharp().to(self.device)
         self.gt_usm_input = bool(opt.get('gt_usm', True))
-        self.l1_gt_usm = bool(opt.get('l1_gt_usm', self.gt_usm_input))
+        explicit = opt.get('l1_gt_usm')
+        self.l1_gt_usm = self.gt_usm_input if explicit is None else bool(explicit)
+        # paired training: BasicSR's RealESRNetModel keeps the clean GT as pixel target (RealESRGANModel: l1_gt_usm)
+        self.paired_l1_gt_usm = self.PAIRED_L1_GT_USM if explicit is None else bool(explicit)
         if not self.synthesising():
             return
         self.degradation = SecondOrderDegradation(opt, self.scale).to(self.device)
@@ -51,18 +58,14 @@ class RealWorldSynthesis:
     def synthesising(self) -> bool:
         return self.is_train and self.opt.get('high_order_degradation', True)
 
-    def extra_views(self, gt, gt_usm, kernels):
-        """Hook: further full-size views of the GT to crop and queue with the pair (name -> tensor)."""
-        return {}
-
     @torch.no_grad()
     def feed_data(self, data):
         if not self.synthesising():
             super().feed_data(data)
-            if self.is_train and 'gt' in data:  # paired training: sharpened targets as well
+            if self.is_train and 'gt' in data:  # paired training: the sharpened GT for the targets that use it
                 self.gt_clean = self.gt
                 self.gt_usm = self.usm_sharpener(self.gt)
-                self.gt = self.gt_usm if self.l1_gt_usm else self.gt_clean
+                self.gt = self.gt_usm if self.paired_l1_gt_usm else self.gt_clean
             return
         for key in ('gt', 'kernel1', 'kernel2', 'sinc_kernel'):
             if key not in data:
@@ -72,19 +75,15 @@ class RealWorldSynthesis:
         kernels = [data[k].to(self.device) for k in ('kernel1', 'kernel2', 'sinc_kernel')]
         gt_usm = self.usm_sharpener(gt)
         lq = self.degradation(gt_usm if self.gt_usm_input else gt, *kernels)
-        views = {'gt': gt, 'gt_usm': gt_usm, **self.extra_views(gt, gt_usm, kernels)}
-        names = list(views)
-        crops, lq = paired_random_crop([views[n] for n in names], lq, self.gt_size, self.scale)
-        # the pool mixes degradations drawn for different batches (a batch shares resize factors and modes)
-        lq, *crops = self.queue(lq, *crops)
-        views = dict(zip(names, crops))
+        (gt, gt_usm), lq = paired_random_crop([gt, gt_usm], lq, self.gt_size, self.scale)
+        # the pool mixes degradations drawn for different batches (a batch shares resize factors and modes);
+        # the kernels travel with their pair (zoom-in tiles are degraded with their sample's kernels)
+        lq, gt, gt_usm, *kernels = self.queue(lq, gt, gt_usm, *kernels)
         self.lq = lq.contiguous()
         if hasattr(self, 'note_epoch_position'):  # KDModel subclasses: exact resume within the epoch
             self.note_epoch_position(data)
-        self.gt_clean = views.pop('gt')
-        self.gt_usm = views.pop('gt_usm')
+        self.gt_clean, self.gt_usm, self.kernels = gt, gt_usm, kernels
         self.gt = self.gt_usm if self.l1_gt_usm else self.gt_clean  # the pixel-loss target
-        self.views = views
         self.zoom_in_data = self.zoom_out_data = None
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
@@ -142,12 +141,6 @@ class DUKDRealESRNetModel(RealWorldSynthesis, DUKDModel):
             self.zoom_out_lr_weight = 0.0
         get_root_logger().info(f'Real-world DUKD: zoom-out LR-label weight {self.zoom_out_lr_weight}')
 
-    def extra_views(self, gt, gt_usm, kernels):
-        if self.zoom_in_source != 'degraded' or self.dukd.zoom_in_tiles == 0:
-            return {}
-        # the same pipeline at scale 1 (fresh draws, the sample's kernels), on the same source as the LR
-        return {'gt_degraded': self.degradation(gt_usm if self.gt_usm_input else gt, *kernels, scale=1)}
-
     def zoom_in_inputs(self):
         n = self.dukd.zoom_in_tiles
         if n == 0:
@@ -156,5 +149,10 @@ class DUKDRealESRNetModel(RealWorldSynthesis, DUKDModel):
             if self.zoom_in_data is not None:
                 return super().zoom_in_inputs()
             return zoom_in(self.gt_clean, self.lq.shape[-2:], n, self.dukd.zoom_in_positions)
-        source = self.views['gt_degraded'] if self.zoom_in_source == 'degraded' else self.gt_clean
-        return zoom_in(source, self.lq.shape[-2:], n, self.dukd.zoom_in_positions)
+        if self.zoom_in_source == 'clean':
+            return zoom_in(self.gt_clean, self.lq.shape[-2:], n, self.dukd.zoom_in_positions)
+        # degraded: tiles of the GT the LR is made from, degraded like the LR (fresh draws, the sample's
+        # kernels; tile-major rows, so kernel k of sample i serves row j * B + i)
+        source = self.gt_usm if self.gt_usm_input else self.gt_clean
+        tiles = zoom_in(source, self.lq.shape[-2:], n, self.dukd.zoom_in_positions)
+        return self.degradation.degrade_like_lr(tiles, *(k.repeat(n, 1, 1) for k in self.kernels))

@@ -5,7 +5,9 @@ twice, then [resize back + sinc] and JPEG in random order, then 8-bit rounding),
 
 * nothing calls ``.cuda()``: the module follows ``.to(device)`` and the input tensors;
 * every random draw comes from torch's RNG (BasicSR mixes ``random``, ``numpy`` and torch), so one
-  ``seed`` (or ``torch.Generator``) makes a call reproducible without touching the global RNG state;
+  ``seed`` (or ``torch.Generator``) makes a call reproducible without touching the global RNG state:
+  the CPU generator and the input device's generator are seeded and restored, no other device's
+  (``seeded``; ``torch.manual_seed`` would reseed every accelerator);
 * bad options fail at construction with the key's name.
 
 The kernels come from BasicSR's ``RealESRGANDataset`` (``kernel1``, ``kernel2``, ``sinc_kernel``), and
@@ -115,24 +117,64 @@ def _choice(weights: Sequence[float]) -> int:
     return int(torch.multinomial(torch.tensor(weights, dtype=torch.float64), 1).item())
 
 
+class _SingleGeneratorBackend:
+    """A device module with one RNG and no per-device generators (e.g. ``torch.mps``), as a generator."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def get_state(self):
+        return self.module.get_rng_state()
+
+    def set_state(self, state):
+        self.module.set_rng_state(state)
+
+    def manual_seed(self, seed):
+        self.module.manual_seed(seed)
+
+
+def device_generator(device: torch.device):
+    """The default generator that draws for tensors on ``device`` (``torch.default_generator`` on the CPU).
+
+    One device's only: ``torch.manual_seed`` would reseed every accelerator of the process.
+    """
+    device = torch.device(device)
+    if device.type == 'cpu':
+        return torch.default_generator
+    module = torch.get_device_module(device.type)
+    if hasattr(module, 'init'):
+        module.init()  # per-device generators exist once the backend is initialised
+    generators = getattr(module, 'default_generators', None)
+    if not generators:
+        return _SingleGeneratorBackend(module)
+    # a bare device type means the current device (BasicSR's models: torch.device(type) after set_device)
+    index = device.index if device.index is not None else module.current_device()
+    return generators[index]
+
+
 @contextmanager
 def seeded(seed: Optional[int], device: torch.device):
-    """Torch's CPU RNG and ``device``'s RNG start from ``seed`` inside; the global state is restored after.
+    """Torch's CPU generator and ``device``'s generator start from ``seed`` inside; both are restored after.
 
-    ``seed=None`` does nothing (the caller's RNG streams are used as they are).
+    No other generator is written (every other device keeps its stream), so a seeded call leaves the
+    training process's random state exactly as it found it. ``seed=None`` does nothing (the caller's
+    streams are used as they are).
     """
     if seed is None:
         yield
         return
     device = torch.device(device)
-    if device.type == 'cpu':
-        ctx = torch.random.fork_rng(devices=[])
-    else:
-        index = device.index if device.index is not None else 0
-        ctx = torch.random.fork_rng(devices=[index], device_type=device.type)
-    with ctx:
-        torch.manual_seed(int(seed))
+    generators = [torch.default_generator]
+    if device.type not in ('cpu', 'meta'):
+        generators.append(device_generator(device))
+    states = [g.get_state() for g in generators]
+    try:
+        for g in generators:
+            g.manual_seed(int(seed))
         yield
+    finally:
+        for g, state in zip(generators, states):
+            g.set_state(state)
 
 
 def seed_from(generator: Optional[torch.Generator], seed: Optional[int]) -> Optional[int]:
@@ -291,6 +333,38 @@ class SecondOrderDegradation(nn.Module):
                 out = filter2d(F.interpolate(out, size=final, mode=self._mode()), sinc_kernel)
         return (torch.clamp((out * 255.0).round(), 0, 255) / 255.).contiguous()
 
+    @torch.no_grad()
+    def degrade_like_lr(self, tiles: torch.Tensor, kernel1: torch.Tensor, kernel2: torch.Tensor,
+                        sinc_kernel: torch.Tensor, seed: Optional[int] = None,
+                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """LR-sized tiles degraded with the training LR's strength (DUKD's zoom-in inputs).
+
+        Each tile is read as the LR-grid view of an HR image: upscaled ``scale`` times (bicubic) and put
+        through the pipeline at ``scale``. Every operator then acts at the same size relative to the tile
+        as it does relative to a training LR (kernel widths, resize ratios, noise averaged by the final
+        downscale, JPEG blocks); degrading the GT at its own size instead (``scale=1``) blurs tiles far
+        more than the LR relative to their size (docs/realworld.md, "Where the zoom-in inputs come from").
+        Tiles below the pipeline's smallest input are reflect-padded first and cut back after. Returns
+        tensors of the tiles' size and device.
+        """
+        self._check_inputs(tiles, {'kernel1': kernel1, 'kernel2': kernel2, 'sinc_kernel': sinc_kernel}, self.scale)
+        k = max(kernel1.size(-1), kernel2.size(-1), sinc_kernel.size(-1))
+        smallest = -(-self.min_input_size(self.scale, k) // self.scale)
+        h, w = tiles.shape[-2:]
+        # tiles smaller than the pipeline's reflect padding allows are mirrored out, degraded, cut back
+        pad_h, pad_w = (max(0, -(-(smallest - n) // 2)) for n in (h, w))
+        if pad_h >= h or pad_w >= w:
+            least = next(n for n in range(1, smallest + 1) if -(-(smallest - n) // 2) < n)
+            raise ValueError(f'zoom-in tiles of {h}x{w} are too small to degrade like the LR (x{self.scale} '
+                             f'pseudo-HR through {k}x{k} kernels, resize_range {self.cfg["resize_range"]}): need LR '
+                             f'patches of at least {least} px, i.e. gt_size >= {least * self.scale}; or set '
+                             'upcycling.zoom_in_source: clean')
+        if pad_h or pad_w:
+            tiles = F.pad(tiles, (pad_w, pad_w, pad_h, pad_h), mode='reflect')
+        up = F.interpolate(tiles, scale_factor=self.scale, mode='bicubic', align_corners=False).clamp(0, 1)
+        out = self(up, kernel1, kernel2, sinc_kernel, seed=seed, generator=generator)
+        return out[..., pad_h:pad_h + h, pad_w:pad_w + w].contiguous()
+
 
 class USMSharp(nn.Module):
     """BasicSR's unsharp masking (``basicsr.utils.USMSharp``) with the Gaussian applied as two 1-D passes.
@@ -395,5 +469,5 @@ class TrainingPairQueue:
 
 __all__ = [
     'REAL_ESRGAN_DEGRADATION', 'REAL_ESRGAN_KERNELS', 'KERNEL_KEYS', 'SecondOrderDegradation', 'TrainingPairQueue',
-    'USMSharp', 'paired_random_crop', 'filter2d', 'sample_kernels', 'seeded', 'seed_from'
+    'USMSharp', 'paired_random_crop', 'filter2d', 'sample_kernels', 'seeded', 'seed_from', 'device_generator'
 ]
