@@ -4,18 +4,15 @@
         experiments/<name>/models/net_g_latest.pth out.safetensors
 
 The network is built from the options' ``network_g`` (a Quant* arch); the EMA weights
-(``params_ema``) are exported when the checkpoint has them, else ``params``.
+(``params_ema``) are exported when the checkpoint has them, else ``params``. The format is described
+in ``dukd_arch/archs/quant_export.py``.
 """
 import argparse
 import json
 import sys
 
-import yaml
-
-from basicsr.archs import build_network
-
-from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
-from dukd_arch.utils.quant_export import save_quantized
+from dukd_arch.archs.quant_export import export_quantized_student
+from dukd_arch.utils.options_file import load_options
 
 
 def main(argv=None):
@@ -34,18 +31,7 @@ def export(argv=None):
                         help='weights to export (default: params_ema if present, else auto-detect)')
     args = parser.parse_args(argv)
 
-    with open(args.opt, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
-    if not isinstance(opt, dict) or 'network_g' not in opt:
-        sys.exit(f'{args.opt} has no `network_g` section; pass the options file the student was trained with.')
-    net = build_network(dict(opt['network_g']))
-    ckpt = read_checkpoint(args.checkpoint, what='quantized student checkpoint')
-    key = args.param_key
-    if key is None and isinstance(ckpt, dict) and 'params_ema' in ckpt:
-        key = 'params_ema'
-    state, used = extract_state_dict(ckpt, key, args.checkpoint)
-    net.load_state_dict(state, strict=True)
-    metadata = save_quantized(net, args.output)
+    metadata, used = export_quantized_student(load_options(args.opt), args.checkpoint, args.output, args.param_key)
     layers = json.loads(metadata['quantization'])
     print(f'{args.output}: {metadata["arch"]} W{metadata["w_bits"]}A{metadata["a_bits"]}, {len(layers)} quantized '
           f'layers (weights from {used or "bare state dict"}); full precision: '

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import dukd_arch  # noqa: E402,F401
 import basicsr.models.realesrnet_model as basicsr_realesrnet  # noqa: E402
-from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS,  # noqa: E402
+from dukd_arch.data.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS,  # noqa: E402
                                          SecondOrderDegradation, USMSharp, filter2d, sample_kernels)
 from basicsr.utils.diffjpeg import DiffJPEG  # noqa: E402
 

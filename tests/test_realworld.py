@@ -287,7 +287,7 @@ def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path):
 
 
 def test_no_hard_coded_cuda_in_the_real_world_code():
-    files = ['dukd_arch/utils/degradation.py', 'dukd_arch/models/dukd_realesrnet_model.py',
+    files = ['dukd_arch/data/degradation.py', 'dukd_arch/models/dukd_realesrnet_model.py',
              'dukd_arch/models/dukd_realesrgan_model.py', 'scripts/make_degraded_val.py']
     for name in files:
         with open(osp.join(REPO, name)) as f:

@@ -6,7 +6,7 @@ Options (one entry or a list of entries)::
       feature_kd_opt:
         - type: FAKDLoss                 # any registered feature loss
           layers: {body.7: body.7, body.15: body.15}   # student module -> teacher module; omit for the
-          loss_weight: 1.0                              # default map (utils/feature_taps.default_layer_map)
+          loss_weight: 1.0                              # default map (losses/feature_taps.default_layer_map)
         - type: FitNetLoss
           layers: default
           num_pairs: 2                   # pairs in the default map (4 unless set)
@@ -34,7 +34,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 from ..ops import forward_padded
-from ..utils.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
+from ..losses.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
 from ..utils.teacher import window_multiple
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
