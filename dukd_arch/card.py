@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument('--repeats', type=int, default=20, help='timed runs per network (median reported)')
     parser.add_argument('--dataset', default=None, help='validation set (name or key) for PSNR/SSIM')
     parser.add_argument('--max-images', type=int, default=None, help='score only the first N images')
-    parser.add_argument('--out', default=None, help='Markdown file (default: beside the checkpoint, '
-                        'else results/<name>/model_card.md)')
+    parser.add_argument('--out', default=None, help='Markdown file (default: model_card_<checkpoint name>.md beside '
+                        'the run, so the card training wrote is kept; else results/<name>/model_card.md)')
     args = parser.parse_args(argv)
     try:
         opt = load_options(args.opt)
@@ -86,11 +86,13 @@ def main(argv=None) -> int:
 
 
 def _default_out(opt: dict, checkpoint: Optional[str]) -> str:
+    """Beside the run, named after the checkpoint: the card training wrote at its end (model_card.md) stays."""
     if checkpoint:
         folder = os.path.dirname(os.path.abspath(checkpoint))
         if os.path.basename(folder) == 'models':  # experiments/<name>/models/net_g_*.pth
             folder = os.path.dirname(folder)
-        return os.path.join(folder, 'model_card.md')
+        stem = os.path.splitext(os.path.basename(checkpoint))[0]
+        return os.path.join(folder, f'model_card_{stem}.md')
     return os.path.join('results', opt.get('name', 'model'), 'model_card.md')
 
 

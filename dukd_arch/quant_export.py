@@ -1,11 +1,12 @@
 """Write the integer weights, per-channel scales and activation clips of a trained quantized student.
 
-    python -m dukd_arch.quant_export -opt options/dukd_edsr_x4_w4a4.yml \
-        experiments/<name>/models/net_g_latest.pth out.safetensors
+    python -m dukd_arch.quant_export -opt options/dukd_edsr_x4_w4a4.yml
+        --checkpoint experiments/<name>/models/net_g_latest.pth --out out.safetensors
 
-The network is built from the options' ``network_g`` (a Quant* arch); the EMA weights
-(``params_ema``) are exported when the checkpoint has them, else ``params``. The format is described
-in ``dukd_arch/archs/quant_export.py``.
+The same flags as ``python -m dukd_arch.export`` (``CHECKPOINT OUT`` as two positional arguments also work).
+The network is built from the options' ``network_g`` (a Quant* arch); the EMA weights (``params_ema``) are
+exported when the checkpoint has them, else ``params``. The format is described in
+``dukd_arch/archs/quant_export.py``.
 """
 import argparse
 import json
@@ -23,13 +24,21 @@ def main(argv=None):
 
 
 def export(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='python -m dukd_arch.quant_export', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', '--opt', required=True, help='options YAML whose network_g is the quantized student')
-    parser.add_argument('checkpoint', help='trained student checkpoint (.pth or .safetensors)')
-    parser.add_argument('output', help='output .safetensors file')
+    parser.add_argument('--checkpoint', dest='checkpoint_flag', default=None, metavar='CHECKPOINT',
+                        help='trained student checkpoint (.pth or .safetensors)')
+    parser.add_argument('--out', default=None, help='output .safetensors file')
+    parser.add_argument('checkpoint', nargs='?', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('output', nargs='?', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--param-key', default=None,
                         help='weights to export (default: params_ema if present, else auto-detect)')
     args = parser.parse_args(argv)
+    checkpoint, output = args.checkpoint_flag or args.checkpoint, args.out or args.output
+    if not checkpoint or not output:
+        parser.error('give --checkpoint CHECKPOINT and --out OUT.safetensors')
+    args.checkpoint, args.output = checkpoint, output
 
     metadata, used = export_quantized_student(load_options(args.opt), args.checkpoint, args.output, args.param_key)
     layers = json.loads(metadata['quantization'])

@@ -100,6 +100,11 @@ def build_feature_terms(entries, student: nn.Module, teacher: nn.Module, device=
                                  f'student feature replaces; got {pairs}')
         else:
             pairs = parse_layer_map(layers, student, teacher, num_pairs)
+            if layers in (None, 'default') and len(pairs) < num_pairs:
+                get_root_logger().warning(
+                    f'{option}[{i}] ({loss_type}): num_pairs {num_pairs}, but the student has only {len(pairs)} '
+                    f'stages, so the default map pairs {len(pairs)} layers; set `num_pairs: {len(pairs)}` or '
+                    '`layers:` to silence this.')
         for s, t in pairs:
             if s not in s_names:
                 s_names.append(s)
@@ -147,6 +152,13 @@ class FeatureKDMixin:
                              'or use model_type KDModel / DUKDModel without feature distillation.')
         student, teacher = self.get_bare_model(self.net_g), self.net_t
         self.feature_terms, s_names, t_names = build_feature_terms(entries, student, teacher, self.device)
+        batch = (self.opt.get('datasets', {}).get('train') or {}).get('batch_size_per_gpu')
+        for term in self.feature_terms:  # relational losses compare samples: too small a batch fails mid-run
+            need = getattr(term.loss, 'min_batch', 1)
+            if batch is not None and int(batch) < need:
+                raise ValueError(f'{OPTION}[{term.index}] ({term.loss.__class__.__name__}) relates the samples of a '
+                                 f'batch and needs at least {need} per GPU; datasets.train.batch_size_per_gpu is '
+                                 f'{batch}. Raise it to {need} or more.')
         for term in self.feature_terms:
             term.loss.to(self.device)
             if any(p.requires_grad for p in term.loss.parameters()):

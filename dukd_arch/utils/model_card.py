@@ -127,6 +127,9 @@ def _device_words(device: torch.device) -> str:
 
 def _describe(net: torch.nn.Module, net_opt: Optional[dict]) -> str:
     arch = getattr(net, 'architecture', None) or net.__class__.__name__
+    if getattr(net, 'architecture', None):  # AutoTeacher: what spandrel detected, not the option keys
+        tags = ', '.join(getattr(net, 'tags', ()) or ())
+        return f"{arch} x{net.scale} via AutoTeacher" + (f' ({tags})' if tags else '')
     if not net_opt:
         return arch
     shown = [f'{k} {v}' for k, v in net_opt.items()
