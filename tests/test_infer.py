@@ -147,3 +147,14 @@ def test_bad_settings_are_early_one_line_errors(tmp_path, capsys):
         StudentUpsampler(ckpt, opt, device='cpu', half=True)
     assert infer_main(['-i', str(tmp_path / 'missing'), '-o', str(tmp_path / 'o'), '--checkpoint', ckpt]) == 2
     assert 'input not found' in capsys.readouterr().err
+
+
+def test_fixed_size_onnx_runs_whole_windows_and_matches_pytorch(tmp_path):
+    from dukd_arch.export import _onnx_export
+    ckpt, opt, ema = _student(tmp_path)
+    _onnx_export(ema, torch.rand(1, 3, 20, 20), str(tmp_path / 'fixed.onnx'), 17, dynamic=False)
+    up = StudentUpsampler(str(tmp_path / 'fixed.onnx'), device='cpu')
+    assert up.fixed_size == (20, 20) and up.tile_pad == up.receptive_field == 6 and up.tile == 8
+    img = _photo(29, 43)
+    want = StudentUpsampler(ckpt, opt, device='cpu').enhance(img).astype(int)
+    assert np.abs(up.enhance(img).astype(int) - want).max() <= 1

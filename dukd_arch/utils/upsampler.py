@@ -163,7 +163,10 @@ class StudentUpsampler:
         self._receptive_field = 'unmeasured'
         self.tile = tile
         if self.fixed_size is not None:
-            self.tile_pad = tile_pad if tile_pad is not None else 0
+            if tile_pad is None:  # as much context as the field needs, if the fixed input leaves room for it
+                rf = self.receptive_field
+                tile_pad = rf if rf is not None and min(self.fixed_size) > 2 * rf else 0
+            self.tile_pad = tile_pad
             self.tile = min(self.fixed_size) - 2 * self.tile_pad
             if self.tile <= 0:
                 raise ValueError(f'{checkpoint} only takes {self.fixed_size[0]}x{self.fixed_size[1]} inputs, no room '
@@ -217,7 +220,12 @@ class StudentUpsampler:
         for y0 in range(0, h, tile):
             for x0 in range(0, w, tile):
                 y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-                py0, px0, py1, px1 = max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, h), min(x1 + pad, w)
+                if self.fixed_size is None:
+                    py0, px0, py1, px1 = max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, h), min(x1 + pad, w)
+                else:  # a whole fixed-size window inside the image: padding would change the border pixels
+                    fh, fw = self.fixed_size
+                    py0, px0 = max(0, min(y0 - pad, h - fh)), max(0, min(x0 - pad, w - fw))
+                    py1, px1 = min(h, py0 + fh), min(w, px0 + fw)
                 part = self._forward(x[..., py0:py1, px0:px1]).cpu()
                 if out is None:
                     out = part.new_zeros(1, part.shape[1], h * s, w * s)
