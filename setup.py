@@ -8,8 +8,8 @@ setup(
     python_requires='>=3.9',
     install_requires=[
         'basicsr==1.4.2',
-        'torch>=2.1',
-        'torchvision>=0.16',
+        'torch>=2.6',  # torch.load(weights_only=True) runs no code only from 2.6 on (CVE-2025-32434)
+        'torchvision>=0.21',  # the release that pairs with torch 2.6
         'opencv-python-headless',
         'lmdb',
         'pyyaml',

@@ -1,8 +1,13 @@
 """Train with a BasicSR option file: ``python train.py -opt options/dukd_rcan_x4.yml``."""
 from os import path as osp
 
-import dukd_arch  # noqa: F401  (registers archs, data, losses, models; patches basicsr)
-from basicsr.train import train_pipeline
+import dukd_arch  # noqa: F401, I001  (first: registers archs, data, losses, models; patches basicsr)
+import basicsr.train
+from dukd_arch.compat import use_safe_loading
+from dukd_arch.options import validated_parse_options
 
 if __name__ == '__main__':
-    train_pipeline(osp.abspath(osp.dirname(__file__)))
+    # the whole option file is validated before BasicSR parses it (dukd_arch/options)
+    basicsr.train.parse_options = validated_parse_options
+    use_safe_loading()  # BasicSR's own models too: checkpoints via weights_only / safetensors
+    basicsr.train.train_pipeline(osp.abspath(osp.dirname(__file__)))

@@ -32,7 +32,8 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E40
 from basicsr.data import build_dataloader, build_dataset  # noqa: E402
 
 from .data.resumable_sampler import ResumableSampler, SeededDataset  # noqa: E402
-from .utils.checkpoint import read_checkpoint  # noqa: E402
+from .utils.checkpoint import check_finite, read_checkpoint  # noqa: E402
+from .utils.student import load_network_safely  # noqa: E402
 
 logger = logging.getLogger('basicsr')
 TEACHER_NETWORK = 'network_t'
@@ -72,8 +73,9 @@ def load_resume_state(opt):
     * auto-resume looks under ``<root>/experiments/<name>`` (basicsr used the working directory, so from
       any other folder it found nothing and archived the run);
     * states load on the CPU (basicsr called ``torch.cuda.current_device()``) with ``weights_only=True``;
-    * the newest state that loads and whose network file exists wins: a state cut short by a crash is
-      skipped with a warning instead of killing the resume.
+    * the newest state that loads and whose network files (``net_*_<iter>.pth``) load too wins: a state or
+      network file cut short by a crash or corrupted later is skipped with a warning naming the file,
+      instead of killing the resume.
     """
     if opt.get('auto_resume'):
         state_dir = osp.join(opt['path']['experiments_root'], 'training_states')
@@ -90,14 +92,40 @@ def load_resume_state(opt):
                 raise
             logger.warning(f'Skipping unusable training state {state_path}: {err}')
             continue
-        net_path = osp.join(opt['path']['experiments_root'], 'models', f"net_g_{state['iter']}.pth")
-        if opt.get('auto_resume') and not osp.isfile(net_path):
-            logger.warning(f'Skipping training state {state_path}: {net_path} is missing')
+        if not isinstance(state, dict) or not isinstance(state.get('iter'), int):
+            problem = f'training state {state_path} has no iteration number: it was not written by BasicSR or dukd'
+            if not opt.get('auto_resume'):
+                raise ValueError(problem + '; point path.resume_state at a <iter>.state file of a run.')
+            logger.warning(f'Skipping {problem}.')
             continue
+        if opt.get('auto_resume'):
+            problem = _unusable_network_file(opt['path']['experiments_root'], state['iter'])
+            if problem:
+                logger.warning(f'Skipping training state {state_path}: {problem}')
+                continue
         opt['path']['resume_state'] = state_path
         check_resume(opt, state['iter'])
         opt['resume_position'] = resume_position(state)
         return state
+    return None
+
+
+def _unusable_network_file(experiments_root, it):
+    """Why the network files saved with the state of iteration ``it`` cannot be resumed from, or None."""
+    models = osp.join(experiments_root, 'models')
+    net_g = osp.join(models, f'net_g_{it}.pth')
+    if not osp.isfile(net_g):
+        return f'{net_g} is missing'
+    suffix = f'_{it}.pth'
+    paths = [osp.join(models, n) for n in sorted(os.listdir(models)) if n.startswith('net_') and n.endswith(suffix)]
+    for path in paths:
+        try:
+            ckpt = read_checkpoint(path, what='network file')
+            for value in (ckpt.values() if isinstance(ckpt, dict) else []):
+                if isinstance(value, dict):
+                    check_finite(value, path, 'network file')
+        except (OSError, ValueError) as err:
+            return str(err).splitlines()[0]
     return None
 
 
@@ -110,6 +138,29 @@ def resume_position(state):
         return None
     return {'epoch': int(state['epoch']), 'samples_done': int(state['epoch_samples']),
             'world_size': int(state.get('world_size', 1))}
+
+
+def check_train_set_size(num_pairs, dataset_opt, opt):
+    """basicsr's loader drops the last incomplete batch: with fewer samples per process than one batch it ran
+    0 iterations and exited 0 with untrained weights, and an empty set died with a ZeroDivisionError."""
+    name = dataset_opt.get('name', 'train')
+    if num_pairs == 0:
+        sources = ', '.join(f'{k}: {dataset_opt[k]}' for k in ('dataroot_gt', 'dataroot_lq', 'meta_info_file',
+                                                               'meta_info') if dataset_opt.get(k))
+        raise ValueError(f'datasets.train ({name}) found no training pairs ({sources or "no data folders set"}). '
+                         'Check the folders, their file names (filename_tmpl) and the meta info file.')
+    ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+    world_size = opt.get('world_size', 1)
+    multiplier = 1 if opt.get('dist') else max(opt.get('num_gpu') or 1, 1)  # DataParallel: one batch per GPU
+    batch = dataset_opt['batch_size_per_gpu'] * multiplier
+    per_process = math.ceil(num_pairs * ratio / world_size)  # EnlargedSampler's split over the processes
+    if per_process < batch:
+        need = math.ceil(batch * world_size / num_pairs)
+        raise ValueError(f'datasets.train ({name}) has {num_pairs} training pairs x dataset_enlarge_ratio {ratio} = '
+                         f'{num_pairs * ratio} samples, {per_process} per process ({world_size} process(es)): fewer '
+                         f'than one batch of {batch}, so not one iteration would run (incomplete batches are '
+                         f'dropped). Add pairs, lower batch_size_per_gpu to {max(per_process // multiplier, 1)} or '
+                         f'less, or set dataset_enlarge_ratio to {need} or more.')
 
 
 def create_train_val_dataloader(opt, logger):
@@ -127,6 +178,7 @@ def create_train_val_dataloader(opt, logger):
         if phase == 'train':
             ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
             train_set = SeededDataset(build_dataset(dataset_opt))
+            check_train_set_size(len(train_set), dataset_opt, opt)
             train_sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio,
                                              seed=opt['manual_seed'])
             position = opt.get('resume_position')
@@ -321,6 +373,18 @@ def _naming_validation(original):
 
     nondist_validation._dukd_patched = True
     return nondist_validation
+
+
+def _safe_load_network(self, net, load_path, strict=True, param_key='params'):
+    """basicsr's load_network calls torch.load without weights_only (a pickle runs code on torch < 2.6) and
+    names no file in its errors; same meaning, through the safe reader."""
+    load_network_safely(self.get_bare_model(net), load_path, strict, param_key)
+
+
+def use_safe_loading():
+    """For our train.py / test.py: BasicSR's own models (e.g. ``model_type: SRModel`` test files) load
+    ``pretrain_network_g`` through the safe reader too. Our models do so without this (they override it)."""
+    BaseModel.load_network = _safe_load_network
 
 
 def apply():

@@ -31,6 +31,7 @@ def _dataset(root, phase, authors_keys):
         opt['upcycling'] = {'zoom_in_tiles': 2, 'positions': 'random', 'zoom_out': True}
         if authors_keys:
             opt['type'] = 'PairedImageDataset'  # the authors' dataset: DUKDModel prepares upcycled inputs itself
+            del opt['upcycling']  # not a PairedImageDataset key (the option check would refuse it)
     return opt
 
 
@@ -44,7 +45,8 @@ def _train_opt(root, total_iter, authors_keys=False):
     if authors_keys:  # the authors' YAML keys, as in their released configs
         train.update(dukd_opt={'n_gt_sub': [1], 'zoom_out': True}, noisy={'prob': 0.3})
     else:
-        train['dukd_opt'] = {'zoom_in': {'num_tiles': 2}, 'zoom_out': True, 'label_consistency': {'prob': 0.3}}
+        train['dukd_opt'] = {'zoom_in': {'num_tiles': 2, 'positions': 'random'}, 'zoom_out': True,
+                             'label_consistency': {'prob': 0.3}}
     return {
         'name': 'e2e', 'model_type': 'DUKD' if authors_keys else 'DUKDModel', 'scale': SCALE, 'num_gpu': 0,
         'manual_seed': 0,

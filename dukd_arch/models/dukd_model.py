@@ -39,6 +39,21 @@ class DUKDModel(KDModel):
                              'would rescale wrongly; use `train.amp: {enabled: true, dtype: bf16}` with two_step.')
         self._check_upcycling_fits()
         get_root_logger().info(f'DUKD settings: {self.dukd}')
+        self.log_loss_weights(pixel_opt)
+
+    def log_loss_weights(self, pixel_opt):
+        """The weight each term is multiplied by, and where it comes from, so a run shows what it optimises."""
+        kd_opt = self.opt['train'].get('kd_opt')
+        d = self.dukd
+        terms = [f"l_pix {float(pixel_opt.get('loss_weight', 1.0)) if self.cri_pix else 0.0}",
+                 f"l_kd {float(kd_opt.get('loss_weight', 1.0)) if self.cri_kd else 0.0}"]
+        if d.zoom_in_tiles:
+            terms.append(f'l_zoom_in {d.zoom_in_weight} ({d.zoom_in_weight_source})')
+        if d.zoom_out:
+            lr_source = 'zoom_out.lr_weight' if d.zoom_out_lr_weight is not None else 'pixel_opt.loss_weight'
+            terms += [f'l_zoom_out_lr {self.zoom_out_lr_weight} ({lr_source})',
+                      f'l_zoom_out_kd {d.zoom_out_weight} ({d.zoom_out_weight_source})']
+        get_root_logger().info('Effective loss weights: ' + '; '.join(terms))
 
     def _check_upcycling_fits(self):
         """Fail before the first iteration when the configured upcycling cannot work with these patches."""
@@ -49,6 +64,11 @@ class DUKDModel(KDModel):
                 raise ValueError(f'datasets.train.upcycling.zoom_in_tiles={data_tiles} but train.dukd_opt asks for '
                                  f'{self.dukd.zoom_in_tiles} zoom-in tiles: make them equal (or 0 to cut tiles on '
                                  'the device).')
+            data_positions = (train_set.get('upcycling') or {}).get('positions', 'grid')
+            if data_tiles and data_positions != self.dukd.zoom_in_positions:
+                raise ValueError(f'datasets.train.upcycling.positions={data_positions!r} cuts the zoom-in tiles, but '
+                                 f'train.dukd_opt.zoom_in.positions is {self.dukd.zoom_in_positions!r} (default '
+                                 "'grid'): the dataset setting would win silently. Make them equal.")
         gt_size = train_set.get('gt_size')
         if gt_size is None:
             return

@@ -120,5 +120,7 @@ class DUKDRealESRGANModel(DUKDRealESRNetModel):
             self.model_ema(decay=self.ema_decay)
 
     def save(self, epoch, current_iter):
+        if current_iter == -1:  # before net_d_latest.pth, as KDModel does before net_g_latest.pth
+            self.check_skipped_steps()
         self.save_network(self.net_d, 'net_d', current_iter)
         super().save(epoch, current_iter)

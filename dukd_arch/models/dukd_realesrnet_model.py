@@ -23,6 +23,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
 from ..data.degradation import SecondOrderDegradation, TrainingPairQueue, USMSharp, paired_random_crop
+from ..utils.student import load_network_safely
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
 
@@ -104,6 +105,10 @@ class ScratchRealESRNetModel(RealWorldSynthesis, SRModel):
         self.scale = int(opt['scale'])
         super().__init__(opt)
         self._init_synthesis()
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """Through the safe reader, as in KDModel (BasicSR: plain torch.load)."""
+        load_network_safely(self.get_bare_model(net), load_path, strict, param_key)
 
 
 @MODEL_REGISTRY.register()

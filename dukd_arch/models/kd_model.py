@@ -10,16 +10,31 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..utils.model_card import write_model_card
+from ..data.fitting_images import ImagesThatFit
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
-from ..utils.checkpoint import atomic_save
+from ..utils.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
 from ..utils.grad_sync import average_gradients_across_ranks
+from ..utils.model_card import write_model_card
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.rng import gather_rng_states, restore_rng_states
+from ..utils.student import load_network_safely
 from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
 
 NONFINITE_POLICIES = ('error', 'skip')
+MAX_CONSECUTIVE_SKIPS = 20
+
+
+def parse_nonfinite(train_opt):
+    """``(policy, max_consecutive_skips)`` from ``train.nonfinite`` / ``train.max_consecutive_skips``."""
+    policy = train_opt.get('nonfinite', 'error')
+    if policy not in NONFINITE_POLICIES:
+        raise ValueError(f'train.nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+    limit = train_opt.get('max_consecutive_skips', MAX_CONSECUTIVE_SKIPS)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f'train.max_consecutive_skips must be a whole number >= 1 (default {MAX_CONSECUTIVE_SKIPS}), '
+                         f'got {limit!r}')
+    return policy, limit
 
 
 @MODEL_REGISTRY.register()
@@ -35,11 +50,17 @@ class KDModel(SRModel):
         super().__init__(opt)
 
     # ----------------------------------------------------------------------------------------- setup
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """``pretrain_network_g`` and resumed students through the safe reader (BasicSR: plain torch.load)."""
+        load_network_safely(self.get_bare_model(net), load_path, strict, param_key)
+
     def init_training_settings(self):
         train_opt = self.opt['train']
-        policy = train_opt.get('nonfinite', 'error')
-        if policy not in NONFINITE_POLICIES:
-            raise ValueError(f'train.nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+        self.nonfinite_policy, self.max_consecutive_skips = parse_nonfinite(train_opt)
+        # iterations seen / skipped for a non-finite loss (kept in training states), skips in a row
+        self.nonfinite_counts = {'iters': 0, 'skipped': 0}
+        self._consecutive_skips, self._last_counted_iter, self._last_skipped_iter = 0, None, None
+        self.remove_stale_temporaries()
         self.amp_dtype = parse_amp(train_opt.get('amp'), 'train.amp')
         self.teacher_amp_dtype = parse_amp(train_opt.get('teacher_amp'), 'train.teacher_amp')
         self.channels_last = bool(train_opt.get('channels_last', False))
@@ -58,17 +79,49 @@ class KDModel(SRModel):
             if path is not None:
                 load_weights(module, path, 'params', True, option=f'path.pretrain_network_{name}')
         super().init_training_settings()
+        self.fill_ema_from_student()
         kd_opt = train_opt.get('kd_opt')
         self.cri_kd = build_loss(dict(kd_opt)).to(self.device) if kd_opt else None
         compile_kwargs = parse_compile(train_opt.get('compile'))
         # training forwards only; saving, EMA and testing keep using the plain (uncompiled) modules
         self.net_g_train = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
 
+    def fill_ema_from_student(self):
+        """With ``strict_load_g: false`` (the EDSR x4 students start from the x2 students) BasicSR loads the
+        file's ``params_ema`` into net_g_ema and leaves the layers the file lacks (the x4 upsampler) at the
+        EMA's own random init, different from the student's. Those layers are copied from the student."""
+        path_opt = self.opt['path']
+        load_path = path_opt.get('pretrain_network_g')
+        if load_path is None or path_opt.get('strict_load_g', True) or not hasattr(self, 'net_g_ema'):
+            return
+        ckpt = read_checkpoint(load_path, what='student checkpoint (path.pretrain_network_g)')
+        key = next((k for k in ('params_ema', 'params') if k in ckpt), None)  # BasicSR's fallback order
+        loaded = {(k[7:] if k.startswith('module.') else k): v for k, v in (ckpt[key] if key else ckpt).items()}
+        student = self.get_bare_model(self.net_g).state_dict()
+        ema = self.net_g_ema.state_dict()
+        copied = [k for k, v in ema.items() if k not in loaded or loaded[k].shape != v.shape]
+        for name in copied:
+            ema[name].copy_(student[name])
+        if copied:
+            get_root_logger().info(f'net_g_ema: {len(copied)} tensors not in {load_path} ({key or "state dict"}) '
+                                   f'copied from the loaded student, e.g. {copied[:3]}')
+
     def model_to_device(self, net):
         """channels_last is set before DDP wraps the student, so DDP's buckets match the parameter layout."""
         if self.is_train and self.opt['train'].get('channels_last', False):
             net = net.to(memory_format=torch.channels_last)
         return super().model_to_device(net)
+
+    def remove_stale_temporaries(self):
+        """Temporary files of saves killed by SIGKILL (never read; up to a checkpoint's size each) go at start."""
+        if self.opt.get('rank', 0) != 0:
+            return
+        for key in ('models', 'training_states'):
+            folder = self.opt['path'].get(key)
+            removed = remove_stale_temporaries(folder) if folder else []
+            if removed:
+                get_root_logger().info(f'Removed {len(removed)} temporary file(s) of interrupted saves from {folder}: '
+                                       f"{', '.join(removed[:3])}{' ...' if len(removed) > 3 else ''}")
 
     def build_extra_modules(self):
         """Hook: create trainable extras (e.g. feature adapters) in ``self.extra_trainable`` here."""
@@ -119,6 +172,7 @@ class KDModel(SRModel):
     # ----------------------------------------------------------------------------------------- training
     def feed_data(self, data):
         super().feed_data(data)
+        self.lq_paths = data.get('lq_path')  # names the image in errors of test()
         self.note_epoch_position(data)
 
     def note_epoch_position(self, data):
@@ -145,18 +199,50 @@ class KDModel(SRModel):
         return l_total, loss_dict
 
     def loss_is_finite(self, l_total, loss_dict, current_iter):
-        """Stop (or skip the step, ``train.nonfinite: skip``) on a non-finite loss instead of saving NaN weights."""
+        """Stop (or skip the step, ``train.nonfinite: skip``) on a non-finite loss instead of saving NaN weights.
+
+        Skipping is bounded: more than ``train.max_consecutive_skips`` iterations in a row with a skipped step
+        stop the run (it has diverged). Counts are per iteration (a GAN iteration has two steps)."""
         bad = (~torch.isfinite(l_total.detach())).float().reshape(1)
         if self.opt.get('dist'):  # every rank must take the same branch, or DDP's all-reduce hangs
             torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        counts = self.nonfinite_counts
+        if current_iter != self._last_counted_iter:
+            counts['iters'] += 1
+            self._last_counted_iter = current_iter
         if not bad.item():
+            if self._last_skipped_iter != current_iter:
+                self._consecutive_skips = 0
             return True
         terms = ', '.join(f'{k}={float(v.detach()):.4g}' for k, v in loss_dict.items())
-        if self.opt['train'].get('nonfinite', 'error') == 'skip':
+        if self.nonfinite_policy == 'skip':
+            if self._last_skipped_iter != current_iter:
+                counts['skipped'] += 1
+                self._consecutive_skips += 1
+                self._last_skipped_iter = current_iter
+            if self._consecutive_skips > self.max_consecutive_skips:
+                raise FloatingPointError(
+                    f'iter {current_iter}: non-finite loss ({terms}) in {self._consecutive_skips} iterations in a row, '
+                    f'more than train.max_consecutive_skips ({self.max_consecutive_skips}): the run has diverged. '
+                    'The last checkpoint is intact; resume from it with a lower learning rate.')
             get_root_logger().warning(f'iter {current_iter}: non-finite loss ({terms}); step skipped')
             return False
         raise FloatingPointError(f'iter {current_iter}: non-finite loss ({terms}). The last checkpoint is intact; '
                                  'lower the learning rate, or set `train.nonfinite: skip` to skip such steps.')
+
+    def check_skipped_steps(self):
+        """End of training: a run that skipped more iterations than it trained on is a failure, not a result."""
+        counts = getattr(self, 'nonfinite_counts', None)
+        if not counts or not counts['skipped'] or getattr(self, '_skips_checked', False):
+            return
+        self._skips_checked = True
+        iters, skipped = counts['iters'], counts['skipped']
+        if skipped > iters - skipped:
+            raise RuntimeError(f'training skipped {skipped} of its {iters} iterations for a non-finite loss '
+                               '(train.nonfinite: skip), more than it trained on: the weights are not a trained '
+                               'result and net_g_latest.pth was not written. Resume from an earlier checkpoint with '
+                               'a lower learning rate.')
+        get_root_logger().warning(f'{skipped} of {iters} iterations were skipped for a non-finite loss.')
 
     def backward_step(self, l_total, loss_dict, current_iter):
         if not self.loss_is_finite(l_total, loss_dict, current_iter):
@@ -190,16 +276,32 @@ class KDModel(SRModel):
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
-        with torch.no_grad():
-            if self.opt.get('val', {}).get('self_ensemble', False):
-                outs = [
-                    inverse_transform(self.student_forward(transform(self.lq, ops), net), ops)
-                    for ops in DIHEDRAL_TRANSFORMS
-                ]
-                self.output = torch.stack(outs).mean(0)
-            else:
-                self.output = self.student_forward(self.lq, net)
-        net.train(was_training)
+        try:
+            with torch.no_grad():
+                if self.opt.get('val', {}).get('self_ensemble', False):
+                    outs = [
+                        inverse_transform(self.student_forward(transform(self.lq, ops), net), ops)
+                        for ops in DIHEDRAL_TRANSFORMS
+                    ]
+                    self.output = torch.stack(outs).mean(0)
+                else:
+                    self.output = self.student_forward(self.lq, net)
+        except ValueError as err:  # e.g. too small to pad for a window network (ops do not know file names)
+            names = getattr(self, 'lq_paths', None)
+            if not names:
+                raise
+            raise ValueError(f"{', '.join(map(str, names))}: {err}") from err
+        finally:
+            net.train(was_training)
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """Images too small for the student's window padding are reported by name and left out (test.py and
+        validation go on with the others); the metrics average the images that were evaluated."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        multiple = window_multiple(self.get_bare_model(net))
+        if multiple > 1:
+            dataloader = ImagesThatFit(dataloader, multiple, get_root_logger())
+        super().validation(dataloader, current_iter, tb_logger, save_img)
 
     # ----------------------------------------------------------------------------------------- saving
     def resume_training(self, resume_state):
@@ -208,6 +310,8 @@ class KDModel(SRModel):
         for name, module in getattr(self, 'extra_trainable', {}).items():
             path = os.path.join(self.opt['path']['models'], f"net_{name}_{resume_state['iter']}.pth")
             load_weights(module, path, 'params', True, option=f'extra module {name}')
+        if resume_state.get('nonfinite_counts'):
+            self.nonfinite_counts.update(resume_state['nonfinite_counts'])
         if resume_state.get('grad_scaler') and self.grad_scaler.is_enabled():
             self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
         rank, world_size = get_dist_info()
@@ -220,6 +324,8 @@ class KDModel(SRModel):
                 'training continues correctly but not bit-identically to an uninterrupted run.')
 
     def save(self, epoch, current_iter):
+        if current_iter == -1:  # the end of training
+            self.check_skipped_steps()
         nets, keys = [self.net_g], ['params']
         if hasattr(self, 'net_g_ema'):
             nets, keys = [self.net_g, self.net_g_ema], ['params', 'params_ema']
@@ -267,6 +373,7 @@ class KDModel(SRModel):
             'grad_scaler': self.grad_scaler.state_dict(),
             'rng': rng,
             'world_size': world_size,
+            'nonfinite_counts': dict(self.nonfinite_counts),
         }
         if hasattr(self, 'epoch_samples'):
             state['epoch_samples'] = self.epoch_samples

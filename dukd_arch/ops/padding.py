@@ -9,13 +9,18 @@ def padding_needed(size: int, multiple: int) -> int:
     return (multiple - size % multiple) % multiple
 
 
+def fits_window(h: int, w: int, multiple: int) -> bool:
+    """Whether an ``h x w`` input can be reflect-padded to a multiple of ``multiple`` (padding < size)."""
+    return padding_needed(h, multiple) < h and padding_needed(w, multiple) < w
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Reflect-pad the bottom/right of ``x`` so H and W are multiples of ``multiple``."""
     h, w = x.shape[-2:]
     ph, pw = padding_needed(h, multiple), padding_needed(w, multiple)
     if ph == 0 and pw == 0:
         return x, (0, 0)
-    if ph >= h or pw >= w:
+    if not fits_window(h, w, multiple):
         raise ValueError(f'an input of {h}x{w} cannot be reflect-padded to a multiple of the window size {multiple} '
                          f'(needs {ph}x{pw} more rows/cols than it has); use a larger patch or a smaller window')
     return F.pad(x, (0, pw, 0, ph), mode='reflect'), (ph, pw)

@@ -1,17 +1,22 @@
 """Safe checkpoint reading and crash-safe writing.
 
 Reading never executes pickled code: ``.safetensors`` via safetensors, everything else via
-``torch.load(weights_only=True)``. Writing goes to a temporary file in the same folder that is
+``torch.load(weights_only=True)`` (which is only safe from torch 2.6 on: CVE-2025-32434). torch's zip
+reader does not verify the CRC-32 of its records, so a file with flipped bytes would load as garbage
+weights: the CRCs are checked here first. Writing goes to a temporary file in the same folder that is
 then renamed over the target, so a kill mid-save leaves the previous file intact.
 """
 import os
 import pickle
-import tempfile
+import re
+import secrets
 import zipfile
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
+
+SAFE_TORCH = (2, 6)  # torch.load(weights_only=True) could still run code before 2.6 (CVE-2025-32434)
 
 PREFERRED_PARAM_KEYS = ('params', 'params_ema', 'state_dict', 'model', 'net', 'generator')
 
@@ -26,6 +31,11 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
             return load_file(path, device='cpu')
         except Exception as err:  # safetensors raises its own error types
             raise ValueError(f'{what} {path} is not a readable safetensors file ({err}); re-download it.') from err
+    if torch_version() < SAFE_TORCH:
+        raise RuntimeError(f'{what} {path}: torch {torch.__version__} cannot load .pth files safely (weights_only=True '
+                           'can still run code before torch 2.6, CVE-2025-32434). Upgrade torch to >= 2.6, or use a '
+                           '.safetensors file.')
+    verify_zip_crc(path, what)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
@@ -37,6 +47,41 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ValueError(f'{what} {path} is truncated or corrupt ({str(err).splitlines()[0]}); '
                          f're-download or re-save it.') from err
+
+
+def torch_version() -> Tuple[int, int]:
+    major, minor = re.match(r'(\d+)\.(\d+)', torch.__version__).groups()
+    return int(major), int(minor)
+
+
+def verify_zip_crc(path: str, what: str = 'checkpoint') -> None:
+    """Raise when a record of a zip-format checkpoint fails its CRC-32 (bit rot, a bad copy, tampering).
+
+    Legacy (non-zip) torch files carry no checksums and pass; truncated zips are left to torch.load.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        return  # no readable zip directory (e.g. truncated): torch.load reports it, naming the file
+    with archive:
+        try:
+            bad = archive.testzip()
+        except Exception as err:  # a record whose header or compressed data is damaged
+            raise ValueError(f'{what} {path} is corrupt ({err}); re-download or re-save it.') from err
+    if bad is not None:
+        raise ValueError(f'{what} {path} is corrupt: record {bad!r} fails its CRC-32 check (the file was changed '
+                         'after it was written: bit rot, an incomplete copy or tampering). Re-download or re-save '
+                         'it.')
+
+
+def check_finite(state: Dict, path: str, what: str = 'checkpoint') -> None:
+    """Raise when a floating-point tensor of ``state`` holds NaN or Inf (names the file and the tensors)."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f'{what} {path} has non-finite values (NaN/Inf) in {len(bad)} tensor(s): {bad[:5]}. It '
+                         'comes from a diverged run or a corrupt file; use an earlier or re-downloaded checkpoint.')
 
 
 def _is_state_dict(obj) -> bool:
@@ -88,11 +133,42 @@ def check_state_dict(net: torch.nn.Module, state: Dict, path: str, option: str, 
         raise ValueError('\n'.join(lines))
 
 
+# the names atomic_save writes (16 hex digits; 8 characters of [a-z0-9_] from earlier versions' mkstemp)
+TEMPORARY = re.compile(r'^\..+\.(?:pth|state)\.[0-9a-z_]{8,16}\.tmp$')
+
+
+def _create_temporary(path: str) -> Tuple[int, str]:
+    """A new hidden ``.<name>.<random>.tmp`` next to ``path``, created like ``open(..., 'wb')`` does: mode
+    0o666 minus the umask (tempfile.mkstemp would force 0600, unlike BasicSR's own checkpoints)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(folder, f'.{name}.{secrets.token_hex(8)}.tmp')
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete the temporary files that saves killed with SIGKILL left in ``folder``; returns their names.
+
+    Only call it when no save to ``folder`` is running (at the start of training)."""
+    removed = []
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            if TEMPORARY.match(name):
+                try:
+                    os.remove(os.path.join(folder, name))
+                    removed.append(name)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 def atomic_save(obj, path: str) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)

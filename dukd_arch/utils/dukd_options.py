@@ -10,6 +10,10 @@ Readable form::
 
 Authors' form (runs unchanged): ``dukd_opt.n_gt_sub: [1]``, ``dukd_opt.zoom_out: true`` and
 ``train.noisy.prob: 0.3`` (the presence of ``noisy`` turns label consistency on).
+
+Loss weights: a readable ``loss_weight`` is used as given (default 1.0). When the authors' keys are used
+(``n_gt_sub`` or ``noisy``), a term without its own ``loss_weight`` takes ``kd_opt.loss_weight``, as in
+their code, where the zoom-in and zoom-out teacher terms are computed by the KD criterion itself.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -32,6 +36,8 @@ class DUKDConfig:
     lcr_ops: Tuple[str, ...] = AUGMENTATION_OPS
     lcr_apply_to: Tuple[str, ...] = ('zoom_in', )
     two_step: bool = False
+    zoom_in_weight_source: str = 'default'  # where each weight came from (logged at start)
+    zoom_out_weight_source: str = 'default'
 
 
 def _unknown(section: str, given: dict, known: set):
@@ -40,10 +46,27 @@ def _unknown(section: str, given: dict, known: set):
         raise ValueError(f'train.{section}: unknown key(s) {sorted(extra)}; known keys are {sorted(known)}')
 
 
+def _check_types(train_opt: dict):
+    """The option schema's checks on these keys (a string 'false', a float tile count, a bool probability),
+    also for models built without train.py's whole-file validation."""
+    from ..options.schema import DUKD_TRAIN
+    from ..options.spec import Context, check
+    ctx = Context(opt={}, is_train=True)
+    for key in ('dukd_opt', 'noisy'):
+        if key in train_opt:
+            check(DUKD_TRAIN[key], train_opt[key], f'train.{key}', ctx)
+    if ctx.errors:
+        raise ValueError('; '.join(f'{path}: {message}' for path, message in ctx.errors))
+
+
 def parse_dukd_options(train_opt: dict) -> DUKDConfig:
+    _check_types(train_opt)
     dukd = dict(train_opt.get('dukd_opt') or {})
     _unknown('dukd_opt', dukd, _KNOWN_KEYS)
     kw = {}
+    if 'n_gt_sub' in dukd or train_opt.get('noisy') is not None:  # the authors' keys: their weighting
+        kw['zoom_in_weight'] = kw['zoom_out_weight'] = float((train_opt.get('kd_opt') or {}).get('loss_weight', 1.0))
+        kw['zoom_in_weight_source'] = kw['zoom_out_weight_source'] = "kd_opt.loss_weight: the authors' keys"
 
     zoom_in = dukd.get('zoom_in', None)
     if 'n_gt_sub' in dukd:  # authors: a one-element list
@@ -59,7 +82,9 @@ def parse_dukd_options(train_opt: dict) -> DUKDConfig:
         _unknown('dukd_opt.zoom_in', zoom_in, {'num_tiles', 'positions', 'loss_weight'})
         kw['zoom_in_tiles'] = int(zoom_in.get('num_tiles', 1))
         kw['zoom_in_positions'] = zoom_in.get('positions', 'grid')
-        kw['zoom_in_weight'] = float(zoom_in.get('loss_weight', 1.0))
+        if 'loss_weight' in zoom_in:
+            kw['zoom_in_weight'] = float(zoom_in['loss_weight'])
+            kw['zoom_in_weight_source'] = 'zoom_in.loss_weight'
     elif zoom_in is not None:
         raise ValueError(f'train.dukd_opt.zoom_in must be an int, a bool or a mapping, got {zoom_in!r}')
     if kw.get('zoom_in_tiles', 1) < 0:
@@ -71,7 +96,9 @@ def parse_dukd_options(train_opt: dict) -> DUKDConfig:
     if isinstance(zoom_out, dict):
         _unknown('dukd_opt.zoom_out', zoom_out, {'loss_weight', 'lr_weight'})
         kw['zoom_out'] = True
-        kw['zoom_out_weight'] = float(zoom_out.get('loss_weight', 1.0))
+        if 'loss_weight' in zoom_out:
+            kw['zoom_out_weight'] = float(zoom_out['loss_weight'])
+            kw['zoom_out_weight_source'] = 'zoom_out.loss_weight'
         if zoom_out.get('lr_weight') is not None:
             kw['zoom_out_lr_weight'] = float(zoom_out['lr_weight'])
     else:

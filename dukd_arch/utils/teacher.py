@@ -10,7 +10,7 @@ import torch
 
 from basicsr.archs import build_network
 
-from .checkpoint import check_state_dict, extract_state_dict, read_checkpoint
+from .checkpoint import check_finite, check_state_dict, extract_state_dict, read_checkpoint
 from ..archs.rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 logger = logging.getLogger('basicsr')
@@ -23,6 +23,7 @@ def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool =
     state, used = extract_state_dict(ckpt, param_key, path)
     if is_original_rcan(state) and 'head.0.weight' not in net.state_dict():
         state = _convert_original_rcan(net, state, path)
+    check_finite(state, path, f'checkpoint for {option}')
     check_state_dict(net, state, path, option, strict=strict)
     net.load_state_dict(state, strict=strict)
     return used
@@ -70,6 +71,8 @@ def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
     elif not getattr(net, 'loads_own_weights', False):
         raise ValueError('`path.pretrain_network_t` is not set: an untrained teacher teaches noise. '
                          'Point it at the teacher checkpoint (.pth or .safetensors).')
+    if getattr(net, 'loads_own_weights', False):  # e.g. AutoTeacher: its own reader, the same refusal
+        check_finite(net.state_dict(), getattr(net, 'path', None), 'teacher (network_t)')
     return freeze(net.to(device))
 
 

@@ -1,0 +1,339 @@
+"""Every option key that BasicSR 1.4.2 or this project reads, with the type it must have.
+
+Sections whose keys depend on a registered name are checked against that name: ``network_*`` against the
+architecture's constructor signature, loss blocks against the loss class, metrics against the metric
+function, ``optim_*`` against the torch optimizer, ``datasets.*`` against the dataset type, and the
+``train`` keys against the model type (``dukd_opt`` under a plain ``KDModel`` is an error, not a no-op).
+"""
+import inspect
+
+import torch
+from basicsr.models.realesrgan_model import RealESRGANModel
+from basicsr.models.realesrnet_model import RealESRNetModel
+from basicsr.models.sr_model import SRModel
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+from ..ops import AUGMENTATION_OPS
+from ..utils.precision import parse_amp, parse_compile
+from .spec import (ANY, BOOL, COUNT, NULL, NUMBER, STR, Either, ListOf, Section, Type, check, describe, one_of,
+                   optional, signature_keys, suggestion)
+
+NUMBERS = ListOf(NUMBER, 'a list of numbers')
+STRINGS = ListOf(STR, 'a list of strings')
+
+
+# ----------------------------------------------------------------------------------------- registries
+def registered(registry, name):
+    """The registered object, also under BasicSR's ``<name>_basicsr`` fallback; None when absent."""
+    objects = registry._obj_map
+    return objects.get(name, objects.get(f'{name}_basicsr')) if isinstance(name, str) else None
+
+
+def _check_registered_type(registry, what, value, path, ctx):
+    if not isinstance(value, str):
+        ctx.error(path, f'expected the name of a registered {what}, got {describe(value)}')
+        return None
+    obj = registered(registry, value)
+    if obj is None:
+        names = [n for n in registry._obj_map if not n.endswith('_basicsr')]
+        ctx.error(path, f'no {what} is registered as {value!r}; {suggestion(value, names, "registered")}')
+    return obj
+
+
+def typed_block(registry, what, skip=(), extra=None, closed=True):
+    """A ``{type: <registered name>, **kwargs}`` block checked against the constructor's signature."""
+
+    def validate(value, path, ctx):
+        if not isinstance(value, dict):
+            ctx.error(path, f'expected a mapping with `type`, got {describe(value)}')
+            return
+        if 'type' not in value:
+            ctx.error(f'{path}.type', f'missing: name the {what} (`type: ...`)')
+            return
+        obj = _check_registered_type(registry, what, value['type'], f'{path}.type', ctx)
+        if obj is None:
+            return
+        keys, required = signature_keys(obj, skip=skip)
+        keys = {**keys, **(extra or {}), 'type': STR}
+        if not closed:
+            keys.update({k: ANY for k in value if k not in keys})
+        for name in required:
+            if name not in value and name not in (extra or {}):
+                ctx.error(f'{path}.{name}', f'missing: {value["type"]} needs `{name}`')
+        Section(keys).validate(value, path, ctx)
+
+    return validate
+
+
+NETWORK = typed_block(ARCH_REGISTRY, 'architecture')
+LOSS = typed_block(LOSS_REGISTRY, 'loss')
+OPTIONAL_LOSS = Either(NULL, Type('{}', lambda v: v == {}), LOSS)  # `pixel_opt: ~` or `{}` turns a term off
+
+
+def _optimizer(value, path, ctx):
+    if not isinstance(value, dict) or 'type' not in value:
+        ctx.error(path, f'expected a mapping with `type` (e.g. Adam), got {describe(value)}')
+        return
+    cls = getattr(torch.optim, str(value['type']), None)
+    if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
+        ctx.error(f'{path}.type', f'{value["type"]!r} is not a torch.optim optimizer (e.g. Adam, AdamW)')
+        return
+    keys, _ = signature_keys(cls, skip=('params', ))
+    keys = {**keys, 'type': STR, 'lr': NUMBER, 'betas': NUMBERS}
+    Section(keys).validate(value, path, ctx)
+
+
+SCHEDULERS = {'MultiStepLR': 'MultiStepRestartLR', 'MultiStepRestartLR': 'MultiStepRestartLR',
+              'CosineAnnealingRestartLR': 'CosineAnnealingRestartLR'}
+
+
+def _scheduler(value, path, ctx):
+    from basicsr.models import lr_scheduler
+    if not isinstance(value, dict) or value.get('type') not in SCHEDULERS:
+        got = value.get('type') if isinstance(value, dict) else value
+        ctx.error(path, f'`type` must be one of {sorted(SCHEDULERS)} (what BasicSR 1.4.2 builds), got {got!r}')
+        return
+    keys, _ = signature_keys(getattr(lr_scheduler, SCHEDULERS[value['type']]), skip=('optimizer', 'last_epoch'))
+    keys = {**keys, 'type': STR, 'milestones': ListOf(COUNT, 'a list of iterations'), 'periods': ListOf(COUNT)}
+    Section(keys).validate(value, path, ctx)
+
+
+def _parsed_by(parser, option_path):
+    """A value checked by the parser the model itself uses (amp, compile), so both agree."""
+
+    def validate(value, path, ctx):
+        try:
+            parser(value, path)
+        except ValueError as err:
+            ctx.error(path, str(err).replace(f'{path}: ', '').replace(f'{path} ', ''))
+
+    return validate
+
+
+def _metric(value, path, ctx):
+    typed_block(METRIC_REGISTRY, 'metric', skip=('img', 'img2'), extra={'better': one_of('higher', 'lower')})(
+        value, path, ctx)
+
+
+# ----------------------------------------------------------------------------------------- datasets
+IO_BACKEND = Section({
+    'type': one_of('disk', 'lmdb', 'memcached'),
+    'db_paths': Either(STR, STRINGS), 'client_keys': Either(STR, STRINGS), 'readonly': BOOL, 'lock': BOOL,
+    'readahead': BOOL, 'server_list_cfg': STR, 'client_cfg': STR, 'sys_path': STR,
+})
+LOADER = {
+    'name': STR, 'type': STR, 'io_backend': IO_BACKEND,
+    'num_worker_per_gpu': COUNT, 'batch_size_per_gpu': COUNT, 'dataset_enlarge_ratio': COUNT,
+    'use_shuffle': BOOL, 'prefetch_mode': optional(one_of('cpu', 'cuda')), 'num_prefetch_queue': COUNT,
+    'pin_memory': BOOL, 'persistent_workers': BOOL,
+    'phase': STR, 'scale': COUNT,  # set by BasicSR's parse_options
+}
+IMAGE_NORM = {'mean': optional(NUMBERS), 'std': optional(NUMBERS), 'color': one_of('y')}
+PAIRED = {
+    'dataroot_gt': STR, 'dataroot_lq': STR, 'meta_info_file': optional(STR), 'filename_tmpl': STR,
+    'gt_size': COUNT, 'use_hflip': BOOL, 'use_rot': BOOL, **IMAGE_NORM,
+}
+UPCYCLING = Section({'zoom_in_tiles': COUNT, 'positions': one_of('grid', 'random'), 'zoom_out': BOOL})
+REALESRGAN_KERNELS = {}
+for _s in ('', '2'):
+    REALESRGAN_KERNELS.update({
+        f'blur_kernel_size{_s}': COUNT, f'kernel_list{_s}': STRINGS, f'kernel_prob{_s}': NUMBERS,
+        f'sinc_prob{_s}': NUMBER, f'blur_sigma{_s}': NUMBERS, f'betag_range{_s}': NUMBERS,
+        f'betap_range{_s}': NUMBERS,
+    })
+DATASET_KEYS = {
+    'PairedImageDataset': PAIRED,
+    'UpcyclingPairedImageDataset': {**PAIRED, 'upcycling': UPCYCLING, 'bad_images': one_of('error', 'skip')},
+    'SingleImageDataset': {'dataroot_lq': STR, 'meta_info_file': optional(STR), **IMAGE_NORM},
+    'RealESRGANDataset': {
+        'dataroot_gt': STR, 'meta_info': STR, 'use_hflip': BOOL, 'use_rot': BOOL, 'final_sinc_prob': NUMBER,
+        'gt_size': COUNT, **REALESRGAN_KERNELS,
+    },
+}
+
+
+def _dataset(value, path, ctx):
+    if not isinstance(value, dict):
+        ctx.error(path, f'expected a dataset mapping, got {describe(value)}')
+        return
+    if 'type' not in value:
+        ctx.error(f'{path}.type', 'missing: name the dataset class (e.g. PairedImageDataset)')
+        return
+    if _check_registered_type(DATASET_REGISTRY, 'dataset', value['type'], f'{path}.type', ctx) is None:
+        return
+    keys = DATASET_KEYS.get(value['type'])
+    if keys is None:  # a BasicSR dataset this project does not use (video, face, ...): loader keys only typed
+        ctx.notes.append(f'{path}: keys of dataset type {value["type"]} are not checked')
+        keys = {k: ANY for k in value}
+    Section({**LOADER, **keys}).validate(value, path, ctx)
+
+
+def _datasets(value, path, ctx):
+    if not isinstance(value, dict):
+        ctx.error(path, f'expected a mapping of phases (train, val, val_1, test_1, ...), got {describe(value)}')
+        return
+    phases = ('train', 'val') if ctx.is_train else ('train', 'val', 'test')
+    for name, dataset in value.items():
+        where = f'{path}.{name}'
+        if ctx.allowed(where):
+            continue
+        if str(name).split('_')[0] not in phases:
+            ctx.error(where, f'a dataset phase is named {" / ".join(p + "[_N]" for p in phases)}; '
+                      f'{suggestion(name, phases, "phases")}')
+            continue
+        _dataset(dataset, where, ctx)
+
+
+# ----------------------------------------------------------------------------------------- train
+DUKD_OPT = Section({
+    'zoom_in': Either(NULL, BOOL, COUNT, Section({'num_tiles': COUNT, 'positions': one_of('grid', 'random'),
+                                                  'loss_weight': NUMBER})),
+    'zoom_out': Either(NULL, BOOL, Section({'loss_weight': NUMBER, 'lr_weight': optional(NUMBER)})),
+    'label_consistency': Either(
+        NULL, NUMBER,
+        Section({'prob': NUMBER, 'ops': ListOf(one_of(*AUGMENTATION_OPS)),
+                 'apply_to': ListOf(one_of('zoom_in', 'zoom_out'))})),
+    'two_step': BOOL,
+    'n_gt_sub': Either(COUNT, ListOf(COUNT, 'a one-element list such as [1]')),  # the authors' key
+})
+FEATURE_KD_ENTRY = typed_block(LOSS_REGISTRY, 'loss', skip=('student_channels', 'teacher_channels'),
+                               extra={'layers': ANY, 'num_pairs': COUNT})
+AUTHORS_FEATURE_DISTILLATION = Section({
+    'positions': Either(ListOf(Either(STR, COUNT)), Section({'t': ListOf(Either(STR, COUNT)),
+                                                             'g': ListOf(Either(STR, COUNT))})),
+    'type': STR,
+})
+
+SRMODEL_TRAIN = {
+    'ema_decay': NUMBER, 'optim_g': _optimizer, 'scheduler': _scheduler, 'total_iter': COUNT,
+    'warmup_iter': COUNT, 'pixel_opt': OPTIONAL_LOSS, 'perceptual_opt': OPTIONAL_LOSS,
+}
+GAN_TRAIN = {'optim_d': _optimizer, 'gan_opt': LOSS, 'net_d_iters': COUNT, 'net_d_init_iters': COUNT,
+             'ldl_opt': OPTIONAL_LOSS}
+KD_TRAIN = {
+    'kd_opt': OPTIONAL_LOSS, 'nonfinite': one_of('error', 'skip'), 'max_consecutive_skips': COUNT, 'amp': _parsed_by(parse_amp, 'train.amp'),
+    'teacher_amp': _parsed_by(parse_amp, 'train.teacher_amp'), 'channels_last': BOOL,
+    'compile': _parsed_by(parse_compile, 'train.compile'), 'model_card': BOOL,
+}
+DUKD_TRAIN = {'dukd_opt': Either(NULL, DUKD_OPT), 'noisy': Either(NULL, Section({'prob': NUMBER}))}
+FEATURE_TRAIN = {'feature_kd_opt': Either(ListOf(FEATURE_KD_ENTRY), FEATURE_KD_ENTRY)}
+AUTHORS_FAKD_TRAIN = {'feature_distillation': AUTHORS_FEATURE_DISTILLATION, 'feature_opt': LOSS}
+
+# Real-ESRNet / Real-ESRGAN: the degradation is configured at the top level (Real-ESRGAN's layout)
+REALWORLD_TOP = {'gt_usm': BOOL, 'l1_gt_usm': BOOL, 'percep_gt_usm': BOOL, 'gan_gt_usm': BOOL,
+                 'high_order_degradation': BOOL, 'gt_size': COUNT, 'queue_size': COUNT,
+                 'final_sinc_prob': NUMBER}
+for _s in ('', '2'):
+    REALWORLD_TOP.update({
+        f'resize_prob{_s}': NUMBERS, f'resize_range{_s}': NUMBERS, f'gaussian_noise_prob{_s}': NUMBER,
+        f'noise_range{_s}': NUMBERS, f'poisson_scale_range{_s}': NUMBERS, f'gray_noise_prob{_s}': NUMBER,
+        f'jpeg_range{_s}': NUMBERS,
+    })
+REALWORLD_TOP['second_blur_prob'] = NUMBER
+
+
+def model_families(model_cls):
+    """Which groups of keys a model class reads."""
+    from basicsr.models.esrgan_model import ESRGANModel
+    from basicsr.models.swinir_model import SwinIRModel
+
+    from ..models.dukd_model import DUKDModel
+    from ..models.dukd_realesrgan_model import DUKDRealESRGANModel
+    from ..models.dukd_realesrnet_model import DUKDRealESRNetModel, RealWorldSynthesis
+    from ..models.feature_kd_model import FeatureKDMixin
+    from ..models.kd_model import KDModel
+
+    def sub(*bases):
+        return inspect.isclass(model_cls) and issubclass(model_cls, bases)
+
+    # BasicSR's SR models whose train keys are all known here (HiFaceGAN, video models, ...: not checked)
+    known_sr = (SRModel, SwinIRModel, SRGANModel, ESRGANModel, RealESRNetModel, RealESRGANModel)
+    return {
+        'sr': model_cls in known_sr or sub(KDModel, RealWorldSynthesis),
+        'kd': sub(KDModel),
+        'dukd': sub(DUKDModel),
+        'feature': sub(FeatureKDMixin),
+        'authors_fakd': getattr(model_cls, 'authors_fakd', False),
+        'gan': sub(SRGANModel, DUKDRealESRGANModel),
+        'realworld': sub(RealESRNetModel, RealESRGANModel, RealWorldSynthesis),
+        'realworld_dukd': sub(DUKDRealESRNetModel),
+    }
+
+
+ALL_FAMILIES = {'sr': True, 'kd': True, 'dukd': True, 'feature': True, 'authors_fakd': True, 'gan': True,
+                'realworld': True, 'realworld_dukd': True}
+FAMILY_KEYS = [
+    # (family, section, keys, who reads them)
+    ('kd', 'train', KD_TRAIN, 'the KD model types (KDModel / BaseKD and its subclasses)'),
+    ('dukd', 'train', DUKD_TRAIN, 'the DUKD model types (DUKDModel / DUKD, FeatureDUKDModel, DUKDRealESR*Model)'),
+    ('feature', 'train', FEATURE_TRAIN, 'FeatureKDModel / FeatureDUKDModel'),
+    ('authors_fakd', 'train', AUTHORS_FAKD_TRAIN, "the authors' model_type FAKD"),
+    ('gan', 'train', GAN_TRAIN, 'GAN model types (e.g. DUKDRealESRGANModel, RealESRGANModel)'),
+    ('realworld', '', REALWORLD_TOP, 'the real-world model types (Real-ESRNet / Real-ESRGAN and ours)'),
+    ('realworld_dukd', '', {'upcycling': Section({'zoom_in_source': one_of('degraded', 'clean')})},
+     'DUKDRealESRNetModel / DUKDRealESRGANModel'),
+    ('kd', '', {'network_t': NETWORK}, 'the KD model types (the teacher)'),
+    ('gan', '', {'network_d': NETWORK}, 'GAN model types (the discriminator)'),
+]
+
+
+def family_keys(families, section):
+    """Keys this model reads in ``section`` ('' = top level), and keys of other model types (for messages)."""
+    own, foreign = {}, {}
+    for family, where, keys, readers in FAMILY_KEYS:
+        if where != section:
+            continue
+        for key, spec in keys.items():
+            if families.get(family):
+                own[key] = spec
+            else:
+                foreign.setdefault(key, readers)
+    return own, foreign
+
+
+# ----------------------------------------------------------------------------------------- path, val, logger
+def _path(value, path, ctx):
+    if not isinstance(value, dict):
+        ctx.error(path, f'expected a mapping, got {describe(value)}')
+        return
+    nets = [k[len('network_'):] for k in ctx.opt if str(k).startswith('network_')]
+    nets += [f'feature_kd_{i}' for i in range(16)]  # FitNet adapters (models/feature_kd_model.py)
+    keys = {
+        'resume_state': optional(STR), 'ignore_resume_networks': STRINGS,
+        # set by BasicSR's parse_options
+        'experiments_root': STR, 'models': STR, 'training_states': STR, 'log': STR, 'visualization': STR,
+        'results_root': STR,
+    }
+    for net in nets:
+        keys.update({f'pretrain_network_{net}': optional(STR), f'param_key_{net}': optional(STR),
+                     f'strict_load_{net}': BOOL})
+    Section(keys).validate(value, path, ctx)
+
+
+VAL = Section({
+    'val_freq': COUNT, 'save_img': BOOL, 'self_ensemble': BOOL, 'suffix': optional(STR), 'pbar': BOOL,
+    'metrics': Either(NULL, Section({}, patterns={'*': _metric})),
+})
+LOGGER = Section({
+    'print_freq': COUNT, 'save_checkpoint_freq': COUNT, 'use_tb_logger': BOOL,
+    'wandb': Either(NULL, Section({'project': optional(STR), 'resume_id': optional(STR)})),
+})
+DIST_PARAMS = Section({'backend': one_of('nccl', 'gloo', 'mpi'), 'port': COUNT})
+
+TOP = {
+    'name': STR, 'model_type': STR, 'scale': COUNT, 'num_gpu': Either(COUNT, one_of('auto')),
+    'manual_seed': optional(COUNT), 'datasets': _datasets, 'network_g': NETWORK, 'path': _path,
+    'val': Either(NULL, VAL), 'logger': LOGGER, 'dist_params': DIST_PARAMS, 'find_unused_parameters': BOOL,
+    'allow_unknown_keys': STRINGS,
+    # set by BasicSR's parse_options / train_pipeline (present in an experiment's saved copy)
+    'dist': BOOL, 'rank': COUNT, 'world_size': COUNT, 'auto_resume': BOOL, 'is_train': BOOL, 'root_path': STR,
+}
+# Keys of older BasicSR templates that 1.4.2 no longer reads: accepted, with a note saying so.
+IGNORED_TOP = {
+    'suffix': 'use val.suffix', 'crop_border': 'set crop_border in each val.metrics entry',
+    'save_img': 'use val.save_img',
+}
+
+__all__ = ['ALL_FAMILIES', 'TOP', 'IGNORED_TOP', 'model_families', 'family_keys', 'registered', 'Type', 'check', 'ANY', 'NULL',
+           'SRMODEL_TRAIN']

@@ -1,0 +1,182 @@
+"""The whole option file is validated before anything is built (dukd_arch/options)."""
+import copy
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from dukd_arch.options import OptionError, check_option_file, validate_options
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+AUTHORS = os.path.join(REPO, 'tests', 'data', 'authors_options')  # github.com/yun224/DUKD (CC0), unchanged
+
+
+def _base():
+    with open(f'{REPO}/options/dukd_edsr_x4.yml') as f:
+        return yaml.safe_load(f)
+
+
+def _problems(opt, is_train=True):
+    with pytest.raises(OptionError) as info:
+        validate_options(opt, is_train=is_train, source='my.yml')
+    return str(info.value)
+
+
+def _is_test_file(path):
+    return f'{os.sep}test{os.sep}' in path or os.path.basename(path).startswith('test_')
+
+
+def test_every_shipped_option_file_validates():
+    files = sorted(glob.glob(f'{REPO}/options/**/*.yml', recursive=True))
+    assert len(files) > 70
+    for path in files:
+        check_option_file(path, is_train=not _is_test_file(path))
+
+
+def test_the_authors_published_option_files_validate_unchanged():
+    files = sorted(glob.glob(f'{AUTHORS}/**/*.yml', recursive=True))
+    assert len(files) == 13 and sum(not _is_test_file(f) for f in files) == 12  # 12 training files + 1 test file
+    for path in files:
+        check_option_file(path, is_train=not _is_test_file(path))
+
+
+@pytest.mark.parametrize('edit, where, hint', [
+    (lambda o: o['train'].__setitem__('kd_optt', o['train'].pop('kd_opt')), 'train.kd_optt', '`kd_opt`'),
+    (lambda o: o['train'].__setitem__('nonfinitee', 'skip'), 'train.nonfinitee', '`nonfinite`'),
+    (lambda o: o['path'].__setitem__('pretrain_network_tt', 'x.pth'), 'path.pretrain_network_tt',
+     '`pretrain_network_t`'),
+    (lambda o: o['datasets']['train'].__setitem__('bad_imagess', 'skip'), 'datasets.train.bad_imagess',
+     '`bad_images`'),
+    (lambda o: o['datasets']['train']['upcycling'].__setitem__('zoomout', True), 'datasets.train.upcycling.zoomout',
+     '`zoom_out`'),
+    (lambda o: o['val']['metrics']['psnr'].__setitem__('test_y_chanel', True), 'val.metrics.psnr.test_y_chanel',
+     '`test_y_channel`'),
+    (lambda o: o['logger'].__setitem__('print_frequency', 10), 'logger.print_frequency', '`print_freq`'),
+    (lambda o: o.__setitem__('dist_param', {}), 'dist_param', '`dist_params`'),
+    (lambda o: o['datasets'].__setitem__('vall', o['datasets']['val']), 'datasets.vall', '`val`'),
+])
+def test_an_unknown_key_names_its_path_and_the_nearest_known_key(edit, where, hint):
+    opt = _base()
+    edit(opt)
+    message = _problems(opt)
+    assert 'my.yml' in message and f'{where}: unknown key; did you mean {hint}?' in message.replace(
+        f'{where}: a dataset phase is named train[_N] / val[_N];', f'{where}: unknown key;')
+
+
+@pytest.mark.parametrize('edit, where, got', [
+    (lambda o: o['train']['dukd_opt'].__setitem__('zoom_out', 'false'), 'train.dukd_opt.zoom_out',
+     "the string 'false' (a string, not a bool"),
+    (lambda o: o['train']['dukd_opt']['zoom_in'].__setitem__('num_tiles', 1.7), 'train.dukd_opt.zoom_in.num_tiles',
+     'float 1.7'),
+    (lambda o: o['train']['dukd_opt'].__setitem__('label_consistency', True), 'train.dukd_opt.label_consistency',
+     'the bool true'),
+    (lambda o: o['train']['optim_g'].__setitem__('lr', '1e-4'), 'train.optim_g.lr', 'write 1.0e-4'),
+    (lambda o: o['datasets']['train'].__setitem__('batch_size_per_gpu', 16.5), 'datasets.train.batch_size_per_gpu',
+     'float 16.5'),
+    (lambda o: o['val'].__setitem__('self_ensemble', 'yes'), 'val.self_ensemble', "the string 'yes'"),
+    (lambda o: o['network_g'].__setitem__('upscale', '4'), 'network_g.upscale', "the string '4'"),
+    (lambda o: o['train'].__setitem__('amp', 'fp8'), 'train.amp', "'fp8' is not supported"),
+])
+def test_a_value_of_the_wrong_type_is_an_error(edit, where, got):
+    opt = _base()
+    edit(opt)
+    message = _problems(opt)
+    assert f'{where}: ' in message and got in message
+
+
+def test_whole_numbers_written_as_floats_still_count():
+    opt = _base()
+    opt['logger']['save_checkpoint_freq'] = 5e3  # `!!float 5e3` in the authors' files
+    opt['train']['total_iter'] = 250000.0
+    validate_options(opt)
+
+
+def test_network_blocks_are_checked_against_the_constructor():
+    opt = _base()
+    opt['network_g']['num_blocks'] = 16
+    del opt['network_g']['num_in_ch']
+    opt['network_t']['type'] = 'EDSRR'
+    message = _problems(opt)
+    assert 'network_g.num_blocks: unknown key; did you mean `num_block`?' in message
+    assert 'network_g.num_in_ch: missing: EDSR needs `num_in_ch`' in message
+    assert "network_t.type: no architecture is registered as 'EDSRR'; did you mean `EDSR`?" in message
+    assert message.startswith('my.yml: 3 problem(s)')
+
+
+def test_a_swallowed_kwargs_does_not_hide_a_typo():
+    """BasicSR's SwinIR takes **kwargs and ignores them: `window_sise: 8` would silently build window 7."""
+    opt = yaml.safe_load(open(f'{REPO}/options/dukd_swinir_x4.yml'))
+    opt['network_g']['window_sise'] = opt['network_g'].pop('window_size')
+    assert 'network_g.window_sise: unknown key; did you mean `window_size`?' in _problems(opt)
+
+
+def test_auto_teacher_block_is_checked_against_its_signature():
+    opt = _base()
+    opt['network_t'] = {'type': 'AutoTeacher', 'pth': 'teacher.pth', 'scale': 4}
+    message = _problems(opt)
+    assert 'network_t.pth: unknown key; did you mean `path`?' in message
+    assert 'network_t.path: missing: AutoTeacher needs `path`' in message
+
+
+def test_keys_the_model_type_does_not_read_are_errors():
+    opt = _base()
+    opt['model_type'] = 'KDModel'  # dukd_opt would be silently ignored by plain output KD
+    message = _problems(opt)
+    assert 'train.dukd_opt: read only by the DUKD model types' in message and 'model_type KDModel' in message
+    opt['model_type'] = 'SRModel'
+    assert 'network_t: read only by the KD model types' in _problems(opt)
+
+
+def test_an_unregistered_model_type_is_named_with_the_nearest_one():
+    opt = _base()
+    opt['model_type'] = 'DUKDModle'
+    assert "model_type: no model is registered as 'DUKDModle'; did you mean `DUKDModel`?" in _problems(opt)
+
+
+def test_allow_unknown_keys_is_the_escape_hatch_for_keys_of_your_own():
+    opt = _base()
+    opt['train']['my_loss_opt'] = {'anything': 1}
+    opt['network_g']['my_flag'] = True
+    assert 'train.my_loss_opt' in _problems(opt)
+    opt['allow_unknown_keys'] = ['train.my_*', 'network_g.my_flag']
+    validate_options(opt)
+
+
+def test_force_yml_entries_are_validated_too(tmp_path):
+    path = tmp_path / 'o.yml'
+    path.write_text(yaml.safe_dump(_base()))
+    with pytest.raises(OptionError, match=r'train\.kd_optt: unknown key; did you mean `kd_opt`'):
+        check_option_file(str(path), force_yml=['train:kd_optt={type: L1Loss}'])
+    with pytest.raises(OptionError, match=r'train\.dukd_opt\.zoom_out: .*got the string'):
+        check_option_file(str(path), force_yml=['train:dukd_opt:zoom_out="false"'])
+
+
+def test_train_py_refuses_a_bad_file_before_building_anything(tmp_path):
+    opt = _base()
+    opt['train']['kd_optt'] = opt['train'].pop('kd_opt')
+    opt['train']['dukd_opt']['zoom_out'] = 'false'
+    path = tmp_path / 'bad.yml'
+    path.write_text(yaml.safe_dump(opt))
+    env = {**os.environ, 'PYTHONPATH': REPO}
+    proc = subprocess.run([sys.executable, os.path.join(REPO, 'train.py'), '-opt', str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    assert f'{path}: 2 problem(s)' in proc.stderr
+    assert 'train.kd_optt: unknown key; did you mean `kd_opt`?' in proc.stderr
+    assert 'train.dukd_opt.zoom_out' in proc.stderr and 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'experiments').exists() and not os.path.isdir(os.path.join(REPO, 'experiments', opt['name']))
+
+
+def test_the_cli_checks_files(tmp_path, capsys):
+    from dukd_arch.options.__main__ import main
+    good = f'{REPO}/options/kd_rcan_x4.yml'
+    bad = tmp_path / 'bad.yml'
+    opt = copy.deepcopy(_base())
+    opt['train']['kd_optt'] = 1
+    bad.write_text(yaml.safe_dump(opt))
+    assert main([good]) == 0
+    assert main([good, str(bad)]) == 1
+    assert 'train.kd_optt' in capsys.readouterr().err
