@@ -91,7 +91,9 @@ class AutoTeacher(nn.Module):
                 '(spandrel_extra_arches adds a few more architectures).') from err
         except (RuntimeError, KeyError, ValueError, AssertionError) as err:
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            reason = (lines[1] if len(lines) > 1 and lines[0].endswith(':') else (lines[0] if lines else repr(err))).rstrip('.')
+            # torch's load_state_dict puts the reason on the line after 'Error(s) in loading state_dict for X:'
+            reason = lines[1] if len(lines) > 1 and lines[0].endswith(':') else (lines[0] if lines else repr(err))
+            reason = reason.rstrip('.')
             raise ValueError(f'{path}: spandrel {spandrel.__version__} recognised the weights but could not build '
                              f'the network from them ({reason}).{_basicsr_way_around(state, scale)}') from err
         if not isinstance(descriptor, spandrel.ImageModelDescriptor):

@@ -170,7 +170,8 @@ class StudentUpsampler:
             self.tile = min(self.fixed_size) - 2 * self.tile_pad
             if self.tile <= 0:
                 raise ValueError(f'{checkpoint} only takes {self.fixed_size[0]}x{self.fixed_size[1]} inputs, no room '
-                                 f'for --tile-pad {self.tile_pad}; use a smaller --tile-pad or the .safetensors export.')
+                                 f'for --tile-pad {self.tile_pad}; use a smaller --tile-pad or the .safetensors '
+                                 'export.')
         else:
             self.tile_pad = tile_pad
             if tile and tile_pad is None:
