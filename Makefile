@@ -15,7 +15,9 @@ test: install
 	$(PYTHON) -m pytest -q
 
 # DUKD end to end on scikit-image's photos: data, teacher, 3 students, table and pictures in demo_output/
-demo: install
+# (installs only when the package, its demo extra or the pinned torch is missing; `make install` forces it)
+demo:
+	@$(PYTHON) scripts/check_install.py dukd scikit-image matplotlib $(TORCH_SPEC) || $(MAKE) install
 	$(PYTHON) scripts/demo.py $(DEMO_ARGS)
 
 # step time / memory ratios (SRModel, KDModel, DUKD variants) and data-loading throughput

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from os import path as osp
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -33,6 +34,8 @@ import basicsr.train  # noqa: E402
 import basicsr.utils.img_process_util  # noqa: E402
 import basicsr.utils.options  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
+from basicsr.models.sr_model import SRModel  # noqa: E402
+from basicsr.utils.registry import METRIC_REGISTRY  # noqa: E402
 from basicsr.utils import check_resume as _basicsr_check_resume  # noqa: E402
 from basicsr.utils import scandir  # noqa: E402
 from basicsr.utils.options import parse_options as _basicsr_parse_options  # noqa: E402
@@ -402,6 +405,66 @@ def _filter2d_contiguous(original):
     return filter2D
 
 
+class MetricInputError(ValueError):
+    """A validation metric cannot score an output; the validation adds the image's path."""
+
+
+NIQE_BLOCK = 96  # basicsr's niqe scores 96 x 96 blocks and needs two for a covariance
+
+
+def _checked_niqe(original):
+    """basicsr's calculate_niqe dies with a torch error below one block and 'SVD did not converge' below two
+    blocks or on a flat output; say which, and the minimum size."""
+
+    def calculate_niqe(img, crop_border, input_order='HWC', convert_to='y', **kwargs):
+        h, w = img.shape[:2] if input_order == 'HWC' else img.shape[1:3]
+        h, w = h - 2 * crop_border, w - 2 * crop_border
+        if min(h, w) < NIQE_BLOCK or (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < 2:
+            raise MetricInputError(f'NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks (e.g. 96x192 px) '
+                                   f'after cropping crop_border {crop_border}; this output is {h}x{w} px. Score '
+                                   'larger images or leave niqe out of val.metrics for this set.')
+        try:
+            return original(img, crop_border, input_order, convert_to, **kwargs)
+        except np.linalg.LinAlgError as err:
+            raise MetricInputError(f'NIQE failed ({err}): the output is flat or nearly so, with no texture to '
+                                   'score; look at the image.') from err
+
+    calculate_niqe._dukd_patched = True
+    return calculate_niqe
+
+
+class _CurrentImage:
+    """A validation dataloader that remembers the path of the image being scored."""
+
+    def __init__(self, loader):
+        self.loader, self.path = loader, None
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.path = (batch.get('lq_path') or [None])[0]
+            yield batch
+
+
+def _naming_validation(original):
+    """basicsr's validation loop does not say which image a metric failed on."""
+
+    def nondist_validation(self, dataloader, *args, **kwargs):
+        current = _CurrentImage(dataloader)
+        try:
+            return original(self, current, *args, **kwargs)
+        except MetricInputError as err:
+            raise MetricInputError(f'{current.path}: {err}') from err
+
+    nondist_validation._dukd_patched = True
+    return nondist_validation
+
+
 def _safe_load_network(self, net, load_path, strict=True, param_key='params'):
     """basicsr's load_network calls torch.load without weights_only (a pickle runs code on torch < 2.6) and
     names no file in its errors; same meaning, through the safe reader."""
@@ -428,6 +491,10 @@ def apply():
         patched = _filter2d_contiguous(basicsr.utils.img_process_util.filter2D)
         patched._dukd_patched = True
         basicsr.utils.img_process_util.filter2D = patched
+    if not getattr(METRIC_REGISTRY.get('calculate_niqe'), '_dukd_patched', False):
+        METRIC_REGISTRY._obj_map['calculate_niqe'] = _checked_niqe(METRIC_REGISTRY.get('calculate_niqe'))
+    if not getattr(SRModel.nondist_validation, '_dukd_patched', False):
+        SRModel.nondist_validation = _naming_validation(SRModel.nondist_validation)
 
 
 apply()

@@ -19,7 +19,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from .utils.checkpoint import atomic_save, extract_state_dict, read_checkpoint
-from .utils.rcan_convert import convert_rcan_state_dict, is_original_rcan
+from .archs.rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
 

@@ -11,6 +11,10 @@ Writes to DIR:
 * ``student.safetensors``: the weights (EMA weights when the checkpoint has them), with the
   ``network_g`` options and the scale in its metadata so the network can be rebuilt anywhere.
 * ``parity.json``: max |ONNX Runtime (CPU) - PyTorch| for each checked input size.
+
+``--safetensors`` writes only ``student.safetensors`` (no ONNX): with ``network_g`` in its metadata it is
+all ``python -m dukd_arch.infer --checkpoint student.safetensors`` needs. The ONNX file carries the scale
+and window size in its metadata too, so it also runs on its own.
 """
 import argparse
 import copy
@@ -100,17 +104,34 @@ def save_safetensors(net: torch.nn.Module, path: str, metadata: Optional[Dict[st
     os.replace(tmp, path)
 
 
+def student_metadata(opt: dict, net: torch.nn.Module, source: str = '') -> Dict[str, str]:
+    """What ``dukd_arch.infer`` needs to rebuild and run the student from one exported file."""
+    return {'network_g': json.dumps(dict(opt['network_g'])), 'scale': str(opt['scale']), 'source': source,
+            'window_multiple': str(window_multiple(net)), 'input': 'RGB in [0, 1], NCHW'}
+
+
+def _add_onnx_metadata(path: str, metadata: Dict[str, str]) -> None:
+    import onnx
+    model = onnx.load(path)
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, path)
+
+
 def export_student(opt: dict, net_g: torch.nn.Module, out_dir: str, lr_size: int = 32, opset: int = 17,
-                   source: str = '') -> Tuple[Dict, str]:
-    """Write student.onnx, student.safetensors and parity.json for a student already holding its weights."""
+                   source: str = '', onnx: bool = True) -> Tuple[Dict, Optional[str]]:
+    """Write student.safetensors and (``onnx``) student.onnx and parity.json for a student holding its weights."""
     os.makedirs(out_dir, exist_ok=True)
     net = copy.deepcopy(net_g).cpu().eval()
     net_opt = dict(opt['network_g'])
-    metadata = {'network_g': json.dumps(net_opt), 'scale': str(opt['scale']), 'source': source,
-                'input': 'RGB in [0, 1], NCHW'}
+    metadata = student_metadata(opt, net, source)
     save_safetensors(net, os.path.join(out_dir, 'student.safetensors'), metadata)
+    if not onnx:
+        return {'source': source}, None
     onnx_path = os.path.join(out_dir, 'student.onnx')
     report = export_onnx(net, onnx_path, lr_size, net_opt.get('num_in_ch', 3), opset)
+    _add_onnx_metadata(onnx_path, metadata)
     report.update({'onnx': onnx_path, 'window_multiple': window_multiple(net), 'source': source})
     with open(os.path.join(out_dir, 'parity.json'), 'w') as f:
         json.dump(report, f, indent=2)
@@ -118,7 +139,7 @@ def export_student(opt: dict, net_g: torch.nn.Module, out_dir: str, lr_size: int
 
 
 def main(argv=None) -> int:
-    from .card import load_options
+    from .utils.options_file import load_options
     parser = argparse.ArgumentParser(prog='python -m dukd_arch.export', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', required=True, help='the options file the student was trained with')
     parser.add_argument('--checkpoint', required=True, help='net_g_*.pth (params_ema preferred)')
@@ -126,17 +147,23 @@ def main(argv=None) -> int:
     parser.add_argument('--param-key', default=None, help='key of the weights (default: params_ema, then params)')
     parser.add_argument('--lr-size', type=int, default=32, help='input size used for tracing and the parity check')
     parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--safetensors', action='store_true',
+                        help='write only student.safetensors (network_g in its metadata), no ONNX')
     args = parser.parse_args(argv)
     try:
         opt = load_options(args.opt)
         net_g = build_network(copy.deepcopy(dict(opt['network_g']))).eval()
         used = load_student(net_g, args.checkpoint, args.param_key)
         report, onnx_path = export_student(opt, net_g, args.out, args.lr_size, args.opset,
-                                           source=f'{os.path.basename(args.checkpoint)}:{used or "bare"}')
+                                           source=f'{os.path.basename(args.checkpoint)}:{used or "bare"}',
+                                           onnx=not args.safetensors)
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'weights: {args.checkpoint} ({used or "bare state dict"})')
+    if onnx_path is None:
+        print(f"wrote {os.path.join(args.out, 'student.safetensors')} (network_g in its metadata)")
+        return 0
     print(f"wrote {onnx_path} ({'dynamic batch/height/width' if report['dynamic'] else 'fixed input size'}), "
           f"{os.path.join(args.out, 'student.safetensors')}, {os.path.join(args.out, 'parity.json')}")
     for shape, diff in report['max_abs_diff'].items():

@@ -45,8 +45,8 @@ import basicsr.models.realesrnet_model as basicsr_realesrnet  # noqa: E402
 from basicsr.utils import USMSharp as BasicsrUSMSharp  # noqa: E402
 from basicsr.utils.diffjpeg import DiffJPEG  # noqa: E402
 from dukd_arch.models.dukd_realesrnet_model import RealWorldSynthesis  # noqa: E402
-from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, filter2d,  # noqa: E402
-                                         sample_kernels)
+from dukd_arch.data.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, filter2d,  # noqa: E402
+                                        sample_kernels)
 
 LAPLACIAN = torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]]).view(1, 1, 3, 3)
 IMMERKAER = torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]]).view(1, 1, 3, 3)

@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import dukd_arch  # noqa: E402,F401  (patches basicsr before its first use)
-from dukd_arch.utils.degradation import (KERNEL_KEYS, REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS,  # noqa: E402
+from dukd_arch.data.degradation import (KERNEL_KEYS, REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS,  # noqa: E402
                                          SecondOrderDegradation, USMSharp, sample_kernels)
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')

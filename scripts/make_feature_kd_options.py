@@ -16,7 +16,7 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
-# method -> feature_kd_opt entry; layers omitted = the default stage map (dukd_arch/utils/feature_taps.py)
+# method -> feature_kd_opt entry; layers omitted = the default stage map (dukd_arch/losses/feature_taps.py)
 METHODS = {
     'fakd': {'type': 'FAKDLoss', 'loss_weight': 1.0, 'chunk_size': 512},
     'fitnet': {'type': 'FitNetLoss', 'loss_weight': 0.1, 'criterion': 'l2', 'normalize': True},

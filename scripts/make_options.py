@@ -80,7 +80,7 @@ def pixel_weight(arch, scale, method):
 def train_options(arch, scale, method):
     teacher, student, ckpt, _, lcr, zoom_out, tiles = PAIRS[arch]
     name = f'{method.upper()}_{arch.upper()}_x{scale}'
-    path = {'pretrain_network_t': ckpt(scale), 'param_key_t': 'params' if arch != 'rcan' else None,
+    path = {'pretrain_network_t': ckpt(scale), 'param_key_t': None,
             'strict_load_t': True, 'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
     if arch == 'edsr' and scale == 4:  # published: the x4 EDSR student starts from the x2 student
         path.update(pretrain_network_g=f'experiments/{method.upper()}_EDSR_x2/models/net_g_latest.pth',

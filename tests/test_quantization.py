@@ -13,7 +13,7 @@ from dukd_arch.archs.quant_layers import (QUANT_LAYERS, QuantConv2d, QuantLinear
                                           initialize_quantizers, load_full_precision, quantizer_state_keys,
                                           uninitialized_quantizers)
 from dukd_arch.ops.quantize import ActivationQuantizer, fake_quantize_weight, round_ste
-from dukd_arch.utils.quant_export import dequantized_weights, export_tensors, load_quantized, save_quantized
+from dukd_arch.archs.quant_export import dequantized_weights, export_tensors, load_quantized, save_quantized
 
 EDSR_ARGS = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2, upscale=2)
 RCAN_ARGS = dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_group=1, num_block=2, squeeze_factor=4, upscale=2)

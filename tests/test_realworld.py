@@ -16,7 +16,7 @@ from basicsr.utils import USMSharp as BasicsrUSMSharp
 from conftest import make_opt, smooth_image
 from dukd_arch.ops import zoom_in
 from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
-from dukd_arch.utils.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
+from dukd_arch.data.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
                                          TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels, seeded)
 
 SCALE = 4
@@ -447,7 +447,7 @@ def test_validation_lr_is_made_like_the_training_lr(tmp_path):
 
 
 def test_no_hard_coded_cuda_in_the_real_world_code():
-    files = ['dukd_arch/utils/degradation.py', 'dukd_arch/models/dukd_realesrnet_model.py',
+    files = ['dukd_arch/data/degradation.py', 'dukd_arch/models/dukd_realesrnet_model.py',
              'dukd_arch/models/dukd_realesrgan_model.py', 'scripts/make_degraded_val.py']
     for name in files:
         with open(osp.join(REPO, name)) as f:
@@ -468,7 +468,7 @@ def _meta_params(net_opt):
 
 
 def test_real_world_option_files_carry_the_published_settings():
-    from dukd_arch.utils.degradation import KERNEL_KEYS
+    from dukd_arch.data.degradation import KERNEL_KEYS
     from dukd_arch.utils.dukd_options import parse_dukd_options
     names = ['dukd_realesrnet_x4', 'dukd_realesrnet_srvgg_x4', 'kd_realesrnet_x4', 'scratch_realesrnet_x4',
              'dukd_realesrgan_x4']

@@ -44,6 +44,20 @@ def _pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     return x
 
 
+def _basicsr_way_around(state, scale: int) -> str:
+    """The BasicSR ``network_t`` that fits a checkpoint spandrel cannot build, when the keys say which."""
+    conv1 = state.get('body.0.rdb1.conv1.weight')
+    if conv1 is None:  # not a BasicSR RRDBNet: no known way around
+        return ' The file may be incomplete or a variant spandrel does not support.'
+    blocks = len({k.split('.')[1] for k in state if k.startswith('body.') and k.split('.')[1].isdigit()})
+    in_ch = state['conv_first.weight'].shape[1] // {1: 16, 2: 4}.get(scale, 1)  # x1 / x2 pixel-unshuffle first
+    return (f' It is a BasicSR RRDBNet with growth width {conv1.shape[0]} (spandrel builds RRDBNets of growth '
+            f'width 32 only). Use BasicSR\'s own class instead of AutoTeacher: `network_t: {{type: RRDBNet, '
+            f'num_in_ch: {in_ch}, num_out_ch: {state["conv_last.weight"].shape[0]}, scale: {scale}, num_feat: '
+            f'{conv1.shape[1]}, num_block: {blocks}, num_grow_ch: {conv1.shape[0]}}}` and '
+            '`path.pretrain_network_t:` this file.')
+
+
 @ARCH_REGISTRY.register()
 class AutoTeacher(nn.Module):
     """A frozen teacher whose architecture is detected from its checkpoint.
@@ -76,9 +90,12 @@ class AutoTeacher(nn.Module):
                 '`path.pretrain_network_t`; otherwise check that the file is a super-resolution model '
                 '(spandrel_extra_arches adds a few more architectures).') from err
         except (RuntimeError, KeyError, ValueError, AssertionError) as err:
-            raise ValueError(f'{path}: spandrel recognised the weights but could not build the network from them '
-                             f'({str(err).splitlines()[0]}). The file may be incomplete or a variant spandrel '
-                             'does not support.') from err
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            # torch's load_state_dict puts the reason on the line after 'Error(s) in loading state_dict for X:'
+            reason = lines[1] if len(lines) > 1 and lines[0].endswith(':') else (lines[0] if lines else repr(err))
+            reason = reason.rstrip('.')
+            raise ValueError(f'{path}: spandrel {spandrel.__version__} recognised the weights but could not build '
+                             f'the network from them ({reason}).{_basicsr_way_around(state, scale)}') from err
         if not isinstance(descriptor, spandrel.ImageModelDescriptor):
             raise ValueError(f'{path}: {descriptor.architecture.name} is a {type(descriptor).__name__} '
                              '(it needs more than an image, e.g. a mask): it cannot teach super-resolution.')
@@ -95,6 +112,7 @@ class AutoTeacher(nn.Module):
         self.path = path
         self.scale = scale
         self.architecture = name
+        self.tags = list(descriptor.tags or ())  # spandrel's detected settings, e.g. ['64nf', '23nb']
         self.size_requirements = descriptor.size_requirements
         # spandrel wraps the call for a few architectures (e.g. models returning tuples)
         self._call_fn = getattr(descriptor, '_call_fn', None) or (lambda model, image: model(image))

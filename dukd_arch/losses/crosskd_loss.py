@@ -4,7 +4,7 @@ and that image is pulled towards the teacher's own output. The gradient reaches 
 the frozen teacher tail, so the student learns features the teacher can read.
 
 This loss only compares the two images; the feature-KD models run the teacher with the replaced
-feature (``dukd_arch.utils.feature_taps.replace_output``). The replaced feature must have exactly
+feature (``dukd_arch.losses.feature_taps.replace_output``). The replaced feature must have exactly
 the teacher's shape, so CrossKD needs pairs of equal width at that layer (RCAN 64 -> 64, EDSR-baseline
 64 -> 64); for unequal widths use FitNetLoss.
 Options: ``{type: CrossKDLoss, layers: {conv_after_body: conv_after_body}, loss_weight: 1.0}``: one pair,

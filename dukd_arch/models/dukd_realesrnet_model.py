@@ -1,7 +1,7 @@
 """Real-world distillation: Real-ESRNet's on-the-fly degradation feeding output KD and DUKD, on any device.
 
 BasicSR's ``RealESRNetModel`` synthesises the LR inside ``feed_data`` but hard-codes ``.cuda()``. Here the
-same second-order pipeline (``utils/degradation.py``) runs on the model's device, and the pair goes to
+same second-order pipeline (``data/degradation.py``) runs on the model's device, and the pair goes to
 ``KDModel`` / ``DUKDModel``. Extra options (top level, as in Real-ESRGAN's files):
 
 * the degradation keys of ``REAL_ESRGAN_DEGRADATION``, ``gt_size``, ``queue_size`` (180), ``scale``;
@@ -24,7 +24,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
-from ..utils.degradation import SecondOrderDegradation, TrainingPairQueue, USMSharp, paired_random_crop
+from ..data.degradation import SecondOrderDegradation, TrainingPairQueue, USMSharp, paired_random_crop
 from ..utils.student import load_network_safely
 from .dukd_model import DUKDModel
 from .kd_model import KDModel

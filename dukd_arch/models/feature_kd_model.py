@@ -6,7 +6,7 @@ Options (one entry or a list of entries)::
       feature_kd_opt:
         - type: FAKDLoss                 # any registered feature loss
           layers: {body.7: body.7, body.15: body.15}   # student module -> teacher module; omit for the
-          loss_weight: 1.0                              # default map (utils/feature_taps.default_layer_map)
+          loss_weight: 1.0                              # default map (losses/feature_taps.default_layer_map)
         - type: FitNetLoss
           layers: default
           num_pairs: 2                   # pairs in the default map (4 unless set)
@@ -34,7 +34,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 from ..ops import forward_padded
-from ..utils.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
+from ..losses.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
 from ..utils.teacher import window_multiple
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
@@ -100,6 +100,11 @@ def build_feature_terms(entries, student: nn.Module, teacher: nn.Module, device=
                                  f'student feature replaces; got {pairs}')
         else:
             pairs = parse_layer_map(layers, student, teacher, num_pairs)
+            if layers in (None, 'default') and len(pairs) < num_pairs:
+                get_root_logger().warning(
+                    f'{option}[{i}] ({loss_type}): num_pairs {num_pairs}, but the student has only {len(pairs)} '
+                    f'stages, so the default map pairs {len(pairs)} layers; set `num_pairs: {len(pairs)}` or '
+                    '`layers:` to silence this.')
         for s, t in pairs:
             if s not in s_names:
                 s_names.append(s)
@@ -147,6 +152,13 @@ class FeatureKDMixin:
                              'or use model_type KDModel / DUKDModel without feature distillation.')
         student, teacher = self.get_bare_model(self.net_g), self.net_t
         self.feature_terms, s_names, t_names = build_feature_terms(entries, student, teacher, self.device)
+        batch = (self.opt.get('datasets', {}).get('train') or {}).get('batch_size_per_gpu')
+        for term in self.feature_terms:  # relational losses compare samples: too small a batch fails mid-run
+            need = getattr(term.loss, 'min_batch', 1)
+            if batch is not None and int(batch) < need:
+                raise ValueError(f'{OPTION}[{term.index}] ({term.loss.__class__.__name__}) relates the samples of a '
+                                 f'batch and needs at least {need} per GPU; datasets.train.batch_size_per_gpu is '
+                                 f'{batch}. Raise it to {need} or more.')
         for term in self.feature_terms:
             term.loss.to(self.device)
             if any(p.requires_grad for p in term.loss.parameters()):

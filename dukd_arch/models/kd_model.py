@@ -10,12 +10,12 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..card import write_model_card
 from ..data.fitting_images import ImagesThatFit
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
 from ..utils.grad_sync import average_gradients_across_ranks
+from ..utils.model_card import write_model_card
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.rng import gather_rng_states, restore_rng_states
 from ..utils.student import load_network_safely

@@ -11,7 +11,7 @@ import torch
 from basicsr.archs import build_network
 
 from .checkpoint import check_finite, check_state_dict, extract_state_dict, read_checkpoint
-from .rcan_convert import convert_rcan_state_dict, is_original_rcan
+from ..archs.rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 logger = logging.getLogger('basicsr')
 

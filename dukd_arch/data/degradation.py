@@ -83,7 +83,7 @@ def _check_options(opt: Dict) -> Dict:
     missing = [k for k in REAL_ESRGAN_DEGRADATION if k not in opt]
     if missing:
         raise KeyError(f'Real-world degradation options missing: {missing}. Add them at the top level of the '
-                       'options file (Real-ESRGAN defaults: dukd_arch.utils.degradation.REAL_ESRGAN_DEGRADATION).')
+                       'options file (Real-ESRGAN defaults: dukd_arch.data.degradation.REAL_ESRGAN_DEGRADATION).')
     cfg = {k: opt[k] for k in REAL_ESRGAN_DEGRADATION}
     for key in ('resize_prob', 'resize_prob2'):
         probs = [float(p) for p in cfg[key]]

@@ -11,16 +11,21 @@ For every quantized layer ``<name>`` the file holds
 
 every other state entry (full-precision head, upsampler, tail, SwinIR norms, ...) is stored under its
 own name in float32. The safetensors metadata ``quantization`` is a JSON description of the layers.
+``export_quantized_student`` does it from an options file and a training checkpoint (the command
+``python -m dukd_arch.quant_export`` is a thin wrapper over it).
 """
 import json
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
-from dukd_arch.archs.quant_layers import QUANT_LAYERS, describe_quantization
-from dukd_arch.ops.quantize import weight_codes
+from basicsr.archs import build_network
+
+from .quant_layers import QUANT_LAYERS, describe_quantization
+from ..ops.quantize import weight_codes
+from ..utils.student import load_student
 
 FORMAT = 'dukd-quantized-v1'
 
@@ -70,6 +75,17 @@ def save_quantized(net: nn.Module, path: str) -> Dict[str, str]:
     tensors, metadata = export_tensors(net)
     save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, path, metadata=metadata)
     return metadata
+
+
+def export_quantized_student(opt: dict, checkpoint: str, out: str,
+                             param_key: Optional[str] = None) -> Tuple[Dict[str, str], str]:
+    """Build ``opt['network_g']`` (a Quant* arch), load ``checkpoint`` (``params_ema`` preferred) and write
+    ``out``; returns (metadata, param key used)."""
+    if not isinstance(opt, dict) or 'network_g' not in opt:
+        raise KeyError('the options have no `network_g` section; pass the options file the student was trained with.')
+    net = build_network(dict(opt['network_g']))
+    used = load_student(net, checkpoint, param_key)
+    return save_quantized(net, out), used
 
 
 def load_quantized(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:

@@ -1,0 +1,160 @@
+"""python -m dukd_arch.infer and StudentUpsampler: checkpoints, formats, tiling, failures (tiny networks)."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import dukd_arch
+from basicsr.archs import build_network
+from dukd_arch.export import main as export_main
+from dukd_arch.infer import main as infer_main
+from dukd_arch.utils.upsampler import StudentUpsampler, measure_receptive_field
+
+from conftest import SCALE, TINY_EDSR
+
+
+def _student(tmp_path, net_opt=TINY_EDSR, seed=0, with_options=True):
+    """A checkpoint shaped like BasicSR's net_g_*.pth (params and a different params_ema) and its options."""
+    torch.manual_seed(seed)
+    net, ema = build_network(dict(net_opt)), build_network(dict(net_opt))
+    for m in (net, ema):  # quantized layers initialise their clips on a first training forward
+        m.train()(torch.rand(1, 3, 8, 8))
+    path = tmp_path / 'net_g_10.pth'
+    torch.save({'params': net.state_dict(), 'params_ema': ema.state_dict()}, path)
+    opt = tmp_path / 'opt.yml'
+    if with_options:
+        opt.write_text(yaml.safe_dump({'name': 'unit', 'scale': SCALE, 'network_g': dict(net_opt)}))
+    return str(path), str(opt), ema.eval()
+
+
+def _photo(h=21, w=27, channels=3, dtype=np.uint8, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = 0.5 + 0.25 * np.sin(x / 3.0)[..., None] * np.cos(y / 4.0)[..., None] + 0.1 * rng.random((h, w, channels))
+    img = (np.clip(base, 0, 1) * np.iinfo(dtype).max).round().astype(dtype)
+    return img[..., 0] if channels == 1 else img
+
+
+def test_receptive_field_is_measured_and_tiles_that_wide_equal_the_whole_image(tmp_path):
+    ckpt, opt, _ = _student(tmp_path)
+    up = StudentUpsampler(ckpt, opt, device='cpu')
+    # TINY_EDSR: head, 2 convs per block, conv after body, upsampler conv (LR), last conv at HR: 6 LR px
+    assert up.receptive_field == 6
+    img = _photo(37, 45)
+    whole = up.enhance(img).astype(int)
+    up.tile, up.tile_pad = 8, up.receptive_field
+    assert np.abs(up.enhance(img).astype(int) - whole).max() <= 1
+    up.tile_pad = 1  # too little context: the seams show
+    assert np.abs(up.enhance(img).astype(int) - whole).max() > 1
+
+
+def test_receptive_field_of_a_global_operation_is_reported_as_none():
+    def global_mean(x):  # every output pixel sees every input pixel (as channel attention does)
+        return torch.nn.functional.interpolate(x, scale_factor=2) + x.mean()
+    assert measure_receptive_field(global_mean, 3, 2, max_size=65) is None
+
+
+def test_folder_in_folder_out_keeps_formats_depth_and_channels_and_reports_a_corrupt_file(tmp_path, capsys):
+    ckpt, opt, _ = _student(tmp_path)
+    src = tmp_path / 'photos'
+    src.mkdir()
+    cases = {'rgb.png': _photo(), 'photo.jpg': _photo(), 'deep.tif': _photo(dtype=np.uint16),
+             'grey.png': _photo(channels=1), 'alpha.webp': _photo(channels=4), 'alpha16.png': _photo(channels=4,
+                                                                                                      dtype=np.uint16)}
+    for name, img in cases.items():
+        assert cv2.imwrite(str(src / name), img)
+    (src / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    (src / 'readme.txt').write_text('not an image: ignored')
+    out = tmp_path / 'sr'
+    rc = infer_main(['-i', str(src), '-o', str(out), '--checkpoint', ckpt, '-opt', opt, '--tile', '8'])
+    err = capsys.readouterr().err
+    assert rc == 1 and 'broken.png' in err and 'not a readable image' in err
+    for name, img in cases.items():
+        stem, ext = os.path.splitext(name)
+        got = cv2.imread(str(out / f'{stem}_sr{ext}'), cv2.IMREAD_UNCHANGED)
+        assert got is not None, name
+        assert got.dtype == img.dtype and got.shape[:2] == (img.shape[0] * SCALE, img.shape[1] * SCALE), name
+        assert got.shape[2:] == img.shape[2:], name
+    assert len(os.listdir(out)) == len(cases)
+
+
+def test_alpha_is_upscaled_on_its_own(tmp_path):
+    ckpt, opt, _ = _student(tmp_path)
+    rgba = _photo(channels=4)
+    rgba[..., 3] = 255
+    for mode in ('network', 'bicubic'):
+        up = StudentUpsampler(ckpt, opt, device='cpu', alpha=mode)
+        out = up.enhance(rgba)
+        assert np.array_equal(out[..., :3], up.enhance(np.ascontiguousarray(rgba[..., :3])))
+        if mode == 'bicubic':
+            assert (out[..., 3] == 255).all()
+
+
+def test_an_input_is_never_overwritten(tmp_path, capsys):
+    ckpt, opt, _ = _student(tmp_path)
+    src = tmp_path / 'photos'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), _photo())
+    before = (src / 'a.png').read_bytes()
+    rc = infer_main(['-i', str(src), '-o', str(src), '--suffix', '', '--checkpoint', ckpt, '-opt', opt])
+    assert rc == 2 and 'would overwrite an input' in capsys.readouterr().err
+    assert (src / 'a.png').read_bytes() == before
+
+
+def test_ema_weights_and_every_checkpoint_form_give_the_same_image(tmp_path):
+    ckpt, opt, ema = _student(tmp_path)
+    img = _photo()
+    ref = StudentUpsampler(ckpt, opt, device='cpu')
+    x = torch.from_numpy(img[..., ::-1].astype(np.float32).transpose(2, 0, 1).copy() / 255)[None]
+    with torch.no_grad():
+        want = (ema(x).clamp(0, 1)[0].numpy().transpose(1, 2, 0)[..., ::-1] * 255).round()
+    assert np.abs(ref.enhance(img).astype(int) - want).max() == 0
+    assert export_main(['-opt', opt, '--checkpoint', ckpt, '--out', str(tmp_path / 'exp')]) == 0
+    for name in ('student.safetensors', 'student.onnx'):  # one shipped file, no options needed
+        got = StudentUpsampler(str(tmp_path / 'exp' / name), device='cpu', tile=8).enhance(img)
+        assert np.abs(got.astype(int) - want).max() <= 1, name
+    assert export_main(['-opt', opt, '--checkpoint', ckpt, '--out', str(tmp_path / 'st'), '--safetensors']) == 0
+    assert os.listdir(tmp_path / 'st') == ['student.safetensors']
+    net = dukd_arch.load_student(str(tmp_path / 'st' / 'student.safetensors'))
+    assert torch.equal(net.state_dict()['conv_first.weight'], ema.state_dict()['conv_first.weight'])
+
+
+def test_options_are_found_beside_a_training_checkpoint_or_asked_for(tmp_path):
+    root = tmp_path / 'experiments' / 'unit'
+    (root / 'models').mkdir(parents=True)
+    ckpt, opt, _ = _student(root / 'models', with_options=False)
+    with pytest.raises(ValueError, match='pass -opt OPTIONS.yml'):
+        StudentUpsampler(ckpt, device='cpu')
+    (root / 'unit.yml').write_text(yaml.safe_dump({'scale': SCALE, 'network_g': dict(TINY_EDSR)}))
+    assert StudentUpsampler(ckpt, device='cpu').scale == SCALE
+
+
+def test_quantized_student_and_self_ensemble(tmp_path):
+    ckpt, opt, _ = _student(tmp_path, {**TINY_EDSR, 'type': 'QuantEDSR', 'w_bits': 4, 'a_bits': 4})
+    img = _photo()
+    plain = StudentUpsampler(ckpt, opt, device='cpu').enhance(img)
+    ensembled = StudentUpsampler(ckpt, opt, device='cpu', self_ensemble=True).enhance(img)
+    assert plain.shape == ensembled.shape == (img.shape[0] * SCALE, img.shape[1] * SCALE, 3)
+    assert not np.array_equal(plain, ensembled)
+
+
+def test_bad_settings_are_early_one_line_errors(tmp_path, capsys):
+    ckpt, opt, _ = _student(tmp_path)
+    with pytest.raises(ValueError, match='--half runs fp16 on CUDA only'):
+        StudentUpsampler(ckpt, opt, device='cpu', half=True)
+    assert infer_main(['-i', str(tmp_path / 'missing'), '-o', str(tmp_path / 'o'), '--checkpoint', ckpt]) == 2
+    assert 'input not found' in capsys.readouterr().err
+
+
+def test_fixed_size_onnx_runs_whole_windows_and_matches_pytorch(tmp_path):
+    from dukd_arch.export import _onnx_export
+    ckpt, opt, ema = _student(tmp_path)
+    _onnx_export(ema, torch.rand(1, 3, 20, 20), str(tmp_path / 'fixed.onnx'), 17, dynamic=False)
+    up = StudentUpsampler(str(tmp_path / 'fixed.onnx'), device='cpu')
+    assert up.fixed_size == (20, 20) and up.tile_pad == up.receptive_field == 6 and up.tile == 8
+    img = _photo(29, 43)
+    want = StudentUpsampler(ckpt, opt, device='cpu').enhance(img).astype(int)
+    assert np.abs(up.enhance(img).astype(int) - want).max() <= 1
