@@ -135,6 +135,8 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--threads', type=int, default=1, help='OMP_NUM_THREADS per run')
     p.add_argument('--json', default='experiments/bench_teacher_labels/results.json')
+    p.add_argument('--no-label-differences', action='store_true', help='skip step 2 (e.g. when running seeds '
+                   'in parallel processes; a last run over all seeds reuses their students)')
     args = p.parse_args()
     os.chdir(ROOT)
     teacher = 'experiments/demo_teacher/models/net_g_latest.pth'
@@ -144,7 +146,7 @@ def main():
     log_dir = osp.join('experiments', 'bench_teacher_labels', 'logs')
     os.makedirs(log_dir, exist_ok=True)
     build_store(runs(args.seeds[0])[1])
-    diffs = label_differences(runs(args.seeds[0])[1].option_file())
+    diffs = {} if args.no_label_differences else label_differences(runs(args.seeds[0])[1].option_file())
     print('label differences (PSNR, dB): ' + json.dumps(diffs))
     rows = {}
     for seed in args.seeds:
@@ -166,10 +168,11 @@ def main():
         secs = '/'.join('reused' if r['train_seconds'] is None else f"{r['train_seconds']:.0f}" for r in (live, stored))
         lines.append(f"| {seed} | {live['psnr']:.4f} | {stored['psnr']:.4f} | {gaps[-1]:+.4f} | {secs} |")
     mean, lo, hi = t_interval(gaps)
-    lines += ['', f'stored - live, paired by seed (n={len(gaps)}): {mean:+.4f} dB, 95 % t-interval [{lo:+.4f}, {hi:+.4f}]',
-              '', 'label differences on training patches (PSNR live vs stored, dB): ' + ', '.join(
-                  f'{k} {v:.2f}' for k, v in diffs.items() if k not in ('patches', 'lr_patch'))
-              + f" ({diffs['patches']} patches of {diffs['lr_patch']} px)"]
+    lines += ['', f'stored - live, paired by seed (n={len(gaps)}): {mean:+.4f} dB, 95 % t-interval [{lo:+.4f}, {hi:+.4f}]']
+    if diffs:
+        lines += ['', 'label differences on training patches (PSNR live vs stored, dB): ' + ', '.join(
+            f'{k} {v:.2f}' for k, v in diffs.items() if k not in ('patches', 'lr_patch'))
+            + f" ({diffs['patches']} patches of {diffs['lr_patch']} px)"]
     print('\n'.join(lines))
 
 

@@ -64,7 +64,7 @@ class PngStore:
 
     def put(self, key, content: bytes):
         path = self.path(key)
-        tmp = f'{path}.tmp'
+        tmp = f'{path}.{os.getpid()}.tmp'
         with open(tmp, 'wb') as f:
             f.write(content)
             f.flush()
@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument('--tile-overlap', type=int, default=32, help='LR pixels of context around each tile')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
     parser.add_argument('--bf16', action='store_true', help='teacher under bf16 autocast (labels in 16-bit anyway)')
-    parser.add_argument('--compression', type=int, default=3, help='PNG compression level 0-9')
+    parser.add_argument('--compression', type=int, default=0, help='PNG compression level 0-9 (default 0: labels '
+                        'decode about as fast as the 8-bit HR image; 9 makes the store ~45 %% smaller, decoding ~2.5x slower)')
     args = parser.parse_args(argv)
 
     from tqdm import tqdm

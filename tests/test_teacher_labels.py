@@ -167,7 +167,7 @@ def test_lmdb_store_in_basicsr_layout_feeds_an_lmdb_dataset(tmp_path):
                                     io_backend={'type': 'lmdb'}, dataroot_teacher=str(tmp_path / 'labels.lmdb'))
     build_labels(['-opt', write_options(opt, tmp_path / 'opt.yml'), '--device', 'cpu'])
     meta = (tmp_path / 'labels.lmdb' / 'meta_info.txt').read_text().splitlines()
-    assert meta == [f'{k}.png (32,32,3) 3' for k in ('000', '001', '002')]
+    assert meta == [f'{k}.png (32,32,3) 0' for k in ('000', '001', '002')]
     ds_opt = {**opt['datasets']['train'], 'phase': 'train', 'scale': SCALE}
     item = UpcyclingPairedImageDataset(ds_opt)[1]
     assert item['teacher'].shape == item['gt'].shape == (3, 16, 16)

@@ -17,6 +17,7 @@ import logging
 import json
 import os
 import struct
+import tempfile
 from os import path as osp
 from typing import Dict, Optional, Tuple
 
@@ -56,7 +57,7 @@ def plain(obj):
 
 
 # ------------------------------------------------------------------------------------------- images
-def encode_label(out: torch.Tensor, compression: int = 3) -> bytes:
+def encode_label(out: torch.Tensor, compression: int = 0) -> bytes:
     """A (3, H, W) RGB output in [0, 1] as 16-bit BGR PNG bytes."""
     arr = (out.detach().float().clamp(0, 1) * MAX_16BIT).round().to(torch.int32).cpu().numpy()
     arr = np.ascontiguousarray(arr.transpose(1, 2, 0)[..., ::-1].astype(np.uint16))
@@ -141,8 +142,8 @@ def manifest_path(root: str) -> str:
 def write_manifest(root: str, manifest: dict) -> None:
     """Atomic: a kill mid-write leaves the previous manifest."""
     path = manifest_path(root)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
+    fd, tmp = tempfile.mkstemp(prefix=f'.{MANIFEST}.', suffix='.tmp', dir=root)
+    with os.fdopen(fd, 'w') as f:
         json.dump(manifest, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
