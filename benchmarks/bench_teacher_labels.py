@@ -121,6 +121,62 @@ def label_differences(opt_file: str, patches_per_image: int = 4, lr_patch: int =
     return out
 
 
+DIV2K_HR = (1356, 2040)  # the most common DIV2K HR size (800 training images)
+
+
+def store_estimate(pair: str = 'edsr_x4', lr_size: int = 24, repeats: int = 3) -> dict:
+    """Label-store size and build time for DIV2K's 800 training images with a published teacher, from: the
+    16-bit PNG size (level 0: 6 bytes per pixel plus headers; level 9: the compression ratio measured on the
+    demo store's labels) and the teacher's forward time per LR pixel on this CPU (random weights: same cost)."""
+    import statistics as st
+    import time
+
+    import cv2
+    import numpy as np
+    import torch
+    from basicsr.archs import build_network
+    from basicsr.utils import FileClient
+
+    from dukd_arch.card import load_options
+    from dukd_arch.ops import forward_padded
+    from dukd_arch.utils.label_store import lmdb_meta_sizes
+    from dukd_arch.utils.sr_data import crop_positions
+    from dukd_arch.utils.teacher import freeze, window_multiple
+
+    client = FileClient('lmdb', db_paths=[STORE], client_keys=['t'])
+    raw = level9 = 0
+    for key in sorted(lmdb_meta_sizes(STORE)):
+        img = cv2.imdecode(np.frombuffer(client.get(key, 't'), np.uint8), cv2.IMREAD_UNCHANGED)
+        raw += len(cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, 0])[1])
+        level9 += len(cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1])
+    opt = load_options(osp.join(ROOT, 'options', f'kd_{pair}.yml'))
+    net = freeze(build_network(dict(opt['network_t'])))
+    x = torch.rand(1, 3, lr_size, lr_size)
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            t = time.perf_counter()
+            forward_padded(net, x, window_multiple(net), int(opt['scale']))
+            times.append(time.perf_counter() - t)
+    per_pixel = st.median(times) / lr_size**2
+    h, w = DIV2K_HR
+    scale = int(opt['scale'])
+    image_bytes = h * w * 3 * 2
+    # the published options train on 480 px sub-images with stride 240 (datasets/README.md): labelled one by one
+    subs = len(crop_positions(h, 480, 240, 0)) * len(crop_positions(w, 480, 240, 0))
+    sub_bytes = 480 * 480 * 3 * 2
+    iteration_px = 16 * 48**2  # the teacher's LR pixels in one published x4 training iteration (batch 16, LR 48)
+    return {'pair': pair, 'lr_size': lr_size, 'torch_threads': torch.get_num_threads(), 'load_avg': os.getloadavg(),
+            'level0_mib_per_image': image_bytes / 2**20, 'level0_gib_div2k': 800 * image_bytes / 2**30,
+            'level9_ratio_demo': level9 / raw, 'level9_gib_div2k': 800 * image_bytes * level9 / raw / 2**30,
+            'subimages_per_image': subs, 'level0_gib_div2k_subimages': 800 * subs * sub_bytes / 2**30,
+            'level9_gib_div2k_subimages': 800 * subs * sub_bytes * level9 / raw / 2**30,
+            'build_in_training_iterations': 800 * h * w / scale**2 / iteration_px,
+            'build_in_training_iterations_subimages': 800 * subs * (480 // scale)**2 / iteration_px,
+            'teacher_s_per_image': per_pixel * h * w / scale**2,
+            'build_hours_div2k': 800 * per_pixel * h * w / scale**2 / 3600}
+
+
 def t_interval(diffs):
     n = len(diffs)
     mean = statistics.mean(diffs)
@@ -137,8 +193,14 @@ def main():
     p.add_argument('--json', default='experiments/bench_teacher_labels/results.json')
     p.add_argument('--no-label-differences', action='store_true', help='skip step 2 (e.g. when running seeds '
                    'in parallel processes; a last run over all seeds reuses their students)')
+    p.add_argument('--only', choices=['live', 'stored'], help='train only these students (parallel processes)')
+    p.add_argument('--store-estimate', action='store_true', help='only estimate the store size and build time '
+                   'for DIV2K with the published EDSR x4 teacher on this CPU')
     args = p.parse_args()
     os.chdir(ROOT)
+    if args.store_estimate:
+        print(json.dumps(store_estimate(), indent=1))
+        return
     teacher = 'experiments/demo_teacher/models/net_g_latest.pth'
     if not osp.isfile(teacher) or not osp.isdir('datasets/demo/train'):
         raise SystemExit('needs the demo data and teacher: python scripts/make_demo_data.py && '
@@ -151,6 +213,8 @@ def main():
     rows = {}
     for seed in args.seeds:
         for kind, run in zip(('live', 'stored'), runs(seed)):
+            if args.only and kind != args.only:
+                continue
             seconds = pipeline.train(run, log_dir, threads=args.threads)
             row = pipeline.test(run, 'options/demo/test_student_kd.yml', log_dir, threads=args.threads)
             rows[f'{kind}_s{seed}'] = {'seed': seed, 'kind': kind, 'psnr': row['psnr'], 'ssim': row['ssim'],
@@ -162,6 +226,8 @@ def main():
              '| seed | live teacher PSNR (dB) | stored labels PSNR (dB) | stored - live (dB) | train s live / stored |',
              '|---|---|---|---|---|']
     gaps = []
+    if args.only:
+        return
     for seed in args.seeds:
         live, stored = rows[f'live_s{seed}'], rows[f'stored_s{seed}']
         gaps.append(stored['psnr'] - live['psnr'])

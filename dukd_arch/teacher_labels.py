@@ -97,7 +97,7 @@ class LmdbStore:
         self.env.sync()
         lines = [f"{im['key']}.png ({im['label_size'][0]},{im['label_size'][1]},3) {self.compression}\n"
                  for im in images]
-        tmp = osp.join(self.root, 'meta_info.txt.tmp')
+        tmp = osp.join(self.root, f'meta_info.txt.{os.getpid()}.tmp')
         with open(tmp, 'w') as f:
             f.writelines(lines)
         os.replace(tmp, osp.join(self.root, 'meta_info.txt'))
@@ -145,8 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument('--tile-overlap', type=int, default=32, help='LR pixels of context around each tile')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
     parser.add_argument('--bf16', action='store_true', help='teacher under bf16 autocast (labels in 16-bit anyway)')
-    parser.add_argument('--compression', type=int, default=0, help='PNG compression level 0-9 (default 0: labels '
-                        'decode about as fast as the 8-bit HR image; 9 makes the store ~45 %% smaller, decoding ~2.5x slower)')
+    parser.add_argument('--compression', type=int, default=0, help='PNG compression level 0-9 (default 0: fastest '
+                        'to decode; 9: a smaller store that decodes slower; docs/teacher_labels.md)')
     args = parser.parse_args(argv)
 
     from tqdm import tqdm

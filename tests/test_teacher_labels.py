@@ -95,6 +95,17 @@ def test_builder_writes_teacher_outputs_and_manifest(store):
     assert (_read16(os.path.join(labels, '002.png')) - expected).abs().max() <= 0.5 / 65535 + 1e-6
 
 
+def test_builder_tiles_exactly_or_refuses(store, tmp_path):
+    opt_file, _, labels = store
+    tiled = str(tmp_path / 'tiled')
+    build_labels(['-opt', opt_file, '--out', tiled, '--tile', '6', '--tile-overlap', '8', '--device', 'cpu'])
+    for k in ('000', '003'):
+        assert (_read16(os.path.join(tiled, f'{k}.png')) - _read16(os.path.join(labels, f'{k}.png'))).abs().max() \
+            <= 1.01 * TOL  # at most one rounding step apart
+    with pytest.raises(ValueError, match='differ by .* raise --tile-overlap'):
+        build_labels(['-opt', opt_file, '--out', str(tmp_path / 't0'), '--tile', '6', '--tile-overlap', '0'])
+
+
 def test_builder_resumes_skips_finished_and_rewrites_damaged_labels(store, capsys):
     opt_file, _, labels = store
     path = lambda k: os.path.join(labels, f'{k}.png')  # noqa: E731

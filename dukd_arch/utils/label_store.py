@@ -143,6 +143,7 @@ def write_manifest(root: str, manifest: dict) -> None:
     """Atomic: a kill mid-write leaves the previous manifest."""
     path = manifest_path(root)
     fd, tmp = tempfile.mkstemp(prefix=f'.{MANIFEST}.', suffix='.tmp', dir=root)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the store is shared like the images beside it
     with os.fdopen(fd, 'w') as f:
         json.dump(manifest, f, indent=1)
         f.flush()
@@ -224,6 +225,6 @@ def check_run_store(opt: dict, synthesising: bool = False) -> bool:
     manifest = read_manifest(root)
     check_teacher(manifest, root, opt)
     logger.info(f"Real-pair KD term: stored teacher labels, {len(manifest['images'])} images in {root} "
-                f"({manifest['precision']}; teacher sha256 {manifest['teacher']['sha256'][:12]}). The teacher still "
-                'runs on the upcycled inputs (zoom-in, zoom-out) and for feature KD.')
+                f"({manifest['precision']}; teacher sha256 {manifest['teacher']['sha256'][:12]}). The teacher runs only "
+                'for the run\'s other teacher terms, if any (zoom-in, zoom-out, feature KD).')
     return True
