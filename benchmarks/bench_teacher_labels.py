@@ -234,7 +234,8 @@ def main():
         secs = '/'.join('reused' if r['train_seconds'] is None else f"{r['train_seconds']:.0f}" for r in (live, stored))
         lines.append(f"| {seed} | {live['psnr']:.4f} | {stored['psnr']:.4f} | {gaps[-1]:+.4f} | {secs} |")
     mean, lo, hi = t_interval(gaps)
-    lines += ['', f'stored - live, paired by seed (n={len(gaps)}): {mean:+.4f} dB, 95 % t-interval [{lo:+.4f}, {hi:+.4f}]']
+    lines += ['', f'stored - live, paired by seed (n={len(gaps)}): {mean:+.4f} dB, '
+              f'95 % t-interval [{lo:+.4f}, {hi:+.4f}]']
     if diffs:
         lines += ['', 'label differences on training patches (PSNR live vs stored, dB): ' + ', '.join(
             f'{k} {v:.2f}' for k, v in diffs.items() if k not in ('patches', 'lr_patch'))

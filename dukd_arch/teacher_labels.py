@@ -24,8 +24,8 @@ import torch
 
 from .ops import forward_padded, tiled_forward, tiling_error
 from .utils.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
-                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, read_manifest, sha256_file,
-                                teacher_checkpoint, write_manifest)
+                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, read_manifest,
+                                sha256_file, teacher_checkpoint, write_manifest)
 from .utils.precision import autocast
 from .utils.teacher import build_teacher, probe_scale, window_multiple
 
@@ -126,7 +126,8 @@ def _check_resumable(out: str, header: dict) -> None:
         with open(manifest_path(out)) as f:
             old = json.load(f)
     for key in ('format', 'scale', 'precision', 'teacher'):
-        if plain(old.get(key)) != plain(header[key]) and not (key == 'teacher' and _same_teacher(old[key], header[key])):
+        same = _same_teacher(old.get(key) or {}, header[key]) if key == 'teacher' else old.get(key) == header[key]
+        if not same:
             raise LabelStoreError(f'{manifest_path(out)}: the store there was made with another {key} '
                                   f'({old.get(key)!r} vs now {header[key]!r}). Choose another --out, or delete '
                                   f'{out!r} to rebuild it.')
@@ -211,9 +212,10 @@ def main(argv=None) -> int:
             if not checked and max(x.shape[-2:]) > args.tile:
                 err = tiling_error(run, x, scale, args.tile, args.tile_overlap)
                 if err > TILE_TOLERANCE:
-                    raise ValueError(f"tiled and untiled teacher outputs differ by {err:.2e} (> 1/65535) on {im['lq']}: "
-                                     'raise --tile-overlap (it must cover the receptive field) or --tile, or run '
-                                     'without --tile. Networks with global operations never tile exactly.')
+                    raise ValueError(f"tiled and untiled teacher outputs differ by {err:.2e} (> 1/65535) on "
+                                     f"{im['lq']}: raise --tile-overlap (it must cover the receptive field) or "
+                                     '--tile, or run without --tile. Networks with global operations never tile '
+                                     'exactly.')
                 checked = True
             y = tiled_forward(run, x, scale, args.tile, args.tile_overlap)[0]
             store.put(im['key'], encode_label(y, args.compression))

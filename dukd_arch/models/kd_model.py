@@ -49,8 +49,8 @@ class KDModel(SRModel):
         if self.channels_last:
             self.net_t.to(memory_format=torch.channels_last)
         self._check_scales()
-        self.uses_teacher_labels = check_run_store(self.opt, synthesising=callable(getattr(self, 'synthesising', None))
-                                                   and self.synthesising())
+        synthesising = callable(getattr(self, 'synthesising', None)) and self.synthesising()  # real-world models
+        self.uses_teacher_labels = check_run_store(self.opt, synthesising)
         self.extra_trainable = {}
         self.build_extra_modules()
         for name, module in self.extra_trainable.items():
@@ -142,6 +142,7 @@ class KDModel(SRModel):
         return getattr(self, 'teacher_label', None)
 
     def real_pair_teacher_output(self):
+        """T(x) for the real-pair KD term: stored when the batch brought it, else computed now."""
         label = self.stored_teacher_label()
         return label if label is not None else self.teacher_forward(self.lq)
 

@@ -9,6 +9,6 @@ from .upcycling import grid_tile_positions, zoom_in, zoom_out
 __all__ = [
     'AUGMENTATION_OPS', 'apply_augmentations', 'invert_augmentations', 'sample_augmentations', 'transform',
     'inverse_transform', 'DIHEDRAL_TRANSFORMS',
-    'matlab_imresize', 'pad_to_multiple', 'padding_needed', 'forward_padded', 'tiled_forward', 'tiling_error', 'grid_tile_positions', 'zoom_in',
-    'zoom_out'
+    'matlab_imresize', 'pad_to_multiple', 'padding_needed', 'forward_padded', 'tiled_forward', 'tiling_error',
+    'grid_tile_positions', 'zoom_in', 'zoom_out'
 ]

@@ -225,6 +225,6 @@ def check_run_store(opt: dict, synthesising: bool = False) -> bool:
     manifest = read_manifest(root)
     check_teacher(manifest, root, opt)
     logger.info(f"Real-pair KD term: stored teacher labels, {len(manifest['images'])} images in {root} "
-                f"({manifest['precision']}; teacher sha256 {manifest['teacher']['sha256'][:12]}). The teacher runs only "
-                'for the run\'s other teacher terms, if any (zoom-in, zoom-out, feature KD).')
+                f"({manifest['precision']}; teacher sha256 {manifest['teacher']['sha256'][:12]}). The teacher runs "
+                'only for the run\'s other teacher terms, if any (zoom-in, zoom-out, feature KD).')
     return True
