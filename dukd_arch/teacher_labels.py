@@ -15,6 +15,7 @@ tiled image is checked to match an untiled run within 1/65535 (the label's own p
 """
 import argparse
 import copy
+import json
 import os
 import sys
 import time
@@ -24,8 +25,8 @@ import torch
 
 from .ops import forward_padded, tiled_forward, tiling_error
 from .utils.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
-                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, read_manifest,
-                                sha256_file, teacher_checkpoint, write_manifest)
+                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, sha256_file,
+                                teacher_checkpoint, write_manifest)
 from .utils.precision import autocast
 from .utils.teacher import build_teacher, probe_scale, window_multiple
 
@@ -42,7 +43,8 @@ def training_pairs(opt: dict):
     dataset_opt.pop('dataroot_teacher', None)  # the store being built is not read here
     dataset_opt.update(phase='train', scale=opt['scale'])
     dataset = build_dataset(dataset_opt)
-    if not hasattr(dataset, 'paths') or not dataset.paths or 'lq_path' not in dataset.paths[0]:
+    paths = getattr(dataset, 'paths', None)
+    if not paths or not isinstance(paths[0], dict) or 'lq_path' not in paths[0]:
         raise ValueError(f"datasets.train.type {dataset_opt.get('type')} has no stored LR images (real-world "
                          'training synthesises its LR on the fly): teacher labels apply to paired bicubic data only.')
     return dataset
@@ -115,16 +117,14 @@ def _header(opt: dict, fmt: str, precision: str, ckpt: str) -> dict:
 
 def _check_resumable(out: str, header: dict) -> None:
     """An existing store in ``out`` must come from the same teacher, scale, format and precision."""
-    if not osp.isfile(manifest_path(out)):
+    path = manifest_path(out)
+    if not osp.isfile(path):
         return
-    try:
-        old = read_manifest(out, '--out')
-    except LabelStoreError as err:
-        if 'interrupted' not in str(err):
-            raise
-        import json
-        with open(manifest_path(out)) as f:
+    try:  # complete or interrupted alike: only the header matters here
+        with open(path) as f:
             old = json.load(f)
+    except (OSError, ValueError) as err:
+        raise LabelStoreError(f'{path} cannot be read ({err}); delete {out!r} to rebuild the store.') from err
     for key in ('format', 'scale', 'precision', 'teacher'):
         same = _same_teacher(old.get(key) or {}, header[key]) if key == 'teacher' else old.get(key) == header[key]
         if not same:

@@ -1,6 +1,5 @@
 """The teacher-label store: builder (tiling, resume, LMDB), dataset alignment, models, bad input, DDP."""
 import copy
-import json
 import os
 import random
 import subprocess

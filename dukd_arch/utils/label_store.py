@@ -13,8 +13,8 @@ Labels are RGB outputs stored in OpenCV's BGR order like every other image, ``ro
 Built by ``python -m dukd_arch.teacher_labels``; read by the training datasets (``data/teacher_label_dataset.py``).
 """
 import hashlib
-import logging
 import json
+import logging
 import os
 import struct
 import tempfile
