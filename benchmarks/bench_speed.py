@@ -17,6 +17,13 @@ CUDA, the allocator's peak during a step.
 
     python benchmarks/bench_speed.py                      # the demo pair, batch 16, LR 24x24
     python benchmarks/bench_speed.py --pair edsr --steps 20 --device cuda
+
+The rows "KD, cached labels" and "DUKD, cached labels" are KDModel and the full DUKD with the real-pair KD
+label taken from the batch (the teacher-label store, docs/teacher_labels.md) instead of running the teacher;
+``--pair edsr_x4 / rcan_x4 / swinir_x4`` measures the published pairs (options/kd_<pair>.yml), e.g.
+
+    python benchmarks/bench_speed.py --pair edsr_x4 --batch 2 --lr-size 24 --steps 5 --warmup 1 \
+        --configs KDModel "KD, cached labels" "DUKD zoom-in+out+LCR" "DUKD, cached labels"
 """
 import argparse
 import json
@@ -41,6 +48,18 @@ PAIRS = {
              {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 32, 'num_block': 4, 'upscale': 4,
               'res_scale': 0.1}),
 }
+PUBLISHED = ('edsr_x4', 'rcan_x4', 'swinir_x4')  # the published pairs, read from options/kd_<pair>.yml
+
+
+def pair_nets(name):
+    """(teacher, student) network options of a pair."""
+    if name in PUBLISHED:
+        from dukd_arch.card import load_options
+        opt = load_options(osp.join(ROOT, 'options', f'kd_{name}.yml'))
+        return dict(opt['network_t']), dict(opt['network_g'])
+    return PAIRS[name]
+
+
 LCR = {'prob': 0.3}
 CONFIGS = {  # name: (model_type, dukd_opt)
     'SRModel': ('SRModel', None),
@@ -51,7 +70,12 @@ CONFIGS = {  # name: (model_type, dukd_opt)
     'DUKD zoom-in+out+LCR': ('DUKDModel', {'zoom_in': 1, 'zoom_out': True, 'label_consistency': LCR}),
     'DUKD two-step (authors)': ('DUKDModel', {'zoom_in': 1, 'zoom_out': True, 'label_consistency': LCR,
                                               'two_step': True}),
+    # the real-pair KD label read from the teacher-label store (datasets.train.dataroot_teacher) instead of T(x)
+    'KD, cached labels': ('KDModel', None),
+    'DUKD, cached labels': ('DUKDModel', {'zoom_in': 1, 'zoom_out': True, 'label_consistency': LCR}),
 }
+# their batches carry `teacher`, so T(x) leaves the step and its floor; compared with their live twins
+CACHED = {'KD, cached labels': 'KDModel', 'DUKD, cached labels': 'DUKD zoom-in+out+LCR'}
 
 
 def count_macs(net, shape):
@@ -66,10 +90,13 @@ def count_macs(net, shape):
         elif isinstance(module, torch.nn.Linear):
             macs[0] += output.numel() * module.in_features
 
+    from dukd_arch.ops import forward_padded
+    from dukd_arch.utils.teacher import window_multiple
+
     layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     handles = [m.register_forward_hook(hook) for m in layers]
-    with torch.no_grad():
-        net(torch.zeros(shape))
+    with torch.no_grad():  # padded to the window multiple as in training (SwinIR)
+        forward_padded(net, torch.rand(shape), window_multiple(net), 1)
     for h in handles:
         h.remove()
     return macs[0]
@@ -78,7 +105,7 @@ def count_macs(net, shape):
 def flop_floor(cfg, s_macs, t_macs, s_small, t_small):
     model_type, dukd = CONFIGS[cfg]
     cost = 3 * s_macs
-    if model_type != 'SRModel':
+    if model_type != 'SRModel' and cfg not in CACHED:
         cost += t_macs
     if dukd:
         cost += int(dukd['zoom_in']) * (3 * s_macs + t_macs)
@@ -92,7 +119,7 @@ def _mib(r):
 
 
 def build_opt(cfg, args, teacher_path):
-    t_net, s_net = PAIRS[args.pair]
+    t_net, s_net = pair_nets(args.pair)
     model_type, dukd = CONFIGS[cfg]
     opt = {
         'name': 'bench', 'model_type': model_type, 'scale': 4, 'num_gpu': 1 if args.device == 'cuda' else 0,
@@ -128,6 +155,8 @@ def measure(args, teacher_path):
     cuda = args.device == 'cuda'
     if cuda:
         batch = {k: v.cuda() for k, v in batch.items()}
+    # a stored label arrives with the batch, like the GT (its values do not change the step's cost)
+    label_batch = {**batch, 'teacher': batch['gt'].clone()}
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     models = {}
     for cfg in args.configs:
@@ -149,7 +178,7 @@ def measure(args, teacher_path):
                 torch.cuda.reset_peak_memory_stats()
                 before = torch.cuda.memory_allocated()
             t = time.perf_counter()
-            model.feed_data(batch)
+            model.feed_data(label_batch if cfg in CACHED else batch)
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
                 model.optimize_parameters(it + 1)
             sync()
@@ -165,7 +194,8 @@ def measure(args, teacher_path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--pair', choices=sorted(PAIRS), default='demo')
+    p.add_argument('--pair', choices=sorted(PAIRS) + list(PUBLISHED), default='demo',
+                   help='demo / edsr (shrunk CPU pairs) or a published pair (options/kd_<pair>.yml)')
     p.add_argument('--batch', type=int, default=16)
     p.add_argument('--lr-size', type=int, default=24, help='LR patch size (HR = 4x)')
     p.add_argument('--steps', type=int, default=10)
@@ -182,7 +212,7 @@ def main():
     import dukd_arch  # noqa: F401
     from basicsr.archs import build_network
 
-    t_net, s_net = PAIRS[args.pair]
+    t_net, s_net = pair_nets(args.pair)
     teacher, student = build_network(dict(t_net)), build_network(dict(s_net))
     lr = (1, 3, args.lr_size, args.lr_size)
     small = (1, 3, args.lr_size // 4, args.lr_size // 4)
@@ -219,6 +249,10 @@ def main():
         else:
             lines.append(f"| {cfg} | {r['median_s'] * 1000:.1f} | - | - | - | {r['saved_bytes'] / 2**20:.1f} | - | "
                          f"{_mib(r)} |")
+    pairs = [(c, live) for c, live in CACHED.items() if c in results and live in results]
+    if pairs:
+        lines += [''] + [f"{c} / {live}: {results[c]['median_s'] / results[live]['median_s']:.2f} (time), "
+                         f'{floors[c] / floors[live]:.2f} (FLOP floor)' for c, live in pairs]
     mem_note = ('autograd saved: bytes kept for backward in one step, i.e. the activation memory a step adds (the '
                 'two-step mode sums its two graphs, which never coexist); CUDA peak: allocator peak during a step '
                 'above the memory held before it (only with --device cuda)')

@@ -6,16 +6,19 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..ops import zoom_in, zoom_out
 from .bad_images import BadImageError, BadImageSkipper, parse_policy, unreadable_reason
+from .teacher_label_dataset import TeacherLabelMixin
 
 
 @DATASET_REGISTRY.register()
-class UpcyclingPairedImageDataset(PairedImageDataset):
+class UpcyclingPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
     """BasicSR's PairedImageDataset (disk / lmdb / meta_info, crop, flip, rot) plus, in the train phase:
 
     * ``zoom_in`` (n, C, h, w): ``upcycling.zoom_in_tiles`` LR-sized tiles of the cropped HR patch, at
       ``upcycling.positions`` ('grid': a random cell of the non-overlapping grid; 'random': any offset),
       drawn per sample;
-    * ``zoom_out`` (C, h/s, w/s): the LR patch shrunk by the scale with MATLAB's antialiased bicubic.
+    * ``zoom_out`` (C, h/s, w/s): the LR patch shrunk by the scale with MATLAB's antialiased bicubic;
+    * ``teacher`` (C, sh, sw) with ``dataroot_teacher``: the stored teacher label, cropped and augmented with the
+      HR patch (``data/teacher_label_dataset.py``).
 
     Doing this on the workers keeps the CPU resize out of the training step. Every pair is checked:
     an HR image that is not ``scale`` x its LR image is reported with both file names, and an unreadable
@@ -38,6 +41,7 @@ class UpcyclingPairedImageDataset(PairedImageDataset):
         self.with_zoom_out = bool(up.get('zoom_out', True))
         self.skip_bad = parse_policy(opt) == 'skip'
         self._skipper = BadImageSkipper(len(self.paths))
+        self._init_teacher_labels()
 
     def __getitem__(self, index):
         if self.skip_bad:
@@ -47,7 +51,9 @@ class UpcyclingPairedImageDataset(PairedImageDataset):
     def _load_pair(self, index):
         paths = self.paths[index]
         try:
-            item = super().__getitem__(index)
+            item = self._paired_item(index)
+        except BadImageError:
+            raise
         except Exception as err:
             # name the file that does not decode; anything else is not bad data and propagates unchanged
             for key in ('gt', 'lq'):

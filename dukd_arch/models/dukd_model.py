@@ -124,11 +124,13 @@ class DUKDModel(KDModel):
         tiles = self.zoom_in_inputs() if upcycled else None
         small = self.zoom_out_inputs() if upcycled else None
 
-        # inputs of LR size: the real LR (student always; teacher when kd is on) and the zoom-in tiles
+        # inputs of LR size: the real LR (student always; teacher when kd is on and no stored label) and the tiles
         teacher_in, student_in = [], []
+        label = self.stored_teacher_label() if real and self.cri_kd else None
+        live_real = real and self.cri_kd and label is None
         if real:
             student_in.append(self.lq)
-            if self.cri_kd:
+            if live_real:
                 teacher_in.append(self.lq)
         tile_flags = None
         if tiles is not None:
@@ -141,9 +143,9 @@ class DUKDModel(KDModel):
         l_total, loss_dict = self.lq.new_zeros(()), OrderedDict()
         if real:
             self.output = s_out[:b]
-            l_total, loss_dict = self.real_pair_losses(self.output, t_out[:b] if self.cri_kd else None)
+            l_total, loss_dict = self.real_pair_losses(self.output, t_out[:b] if live_real else label)
         if tiles is not None:
-            s_tiles, t_tiles = s_out[b if real else 0:], t_out[b if real and self.cri_kd else 0:]
+            s_tiles, t_tiles = s_out[b if real else 0:], t_out[b if live_real else 0:]
             if tile_flags is not None:
                 s_tiles = invert_augmentations(s_tiles, tile_flags)
             loss_dict['l_zoom_in'] = self.dukd.zoom_in_weight * self.cri_label(s_tiles, t_tiles)

@@ -181,7 +181,8 @@ class FeatureKDMixin:
         if 'real' not in groups:  # two-step DUKD's upcycled step: no real-pair forward to tap
             return super().compute_losses(current_iter, *args, **kwargs)
         b, (h, w) = self.lq.shape[0], self.lq.shape[-2:]
-        teacher_in_parent = self.cri_kd is not None  # else the parent never runs the teacher on the real LR
+        # else the parent never runs the teacher on the real LR (no kd term, or its label comes from the store)
+        teacher_in_parent = self.cri_kd is not None and self.stored_teacher_label() is None
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.student_taps.capture(b))
             if teacher_in_parent:

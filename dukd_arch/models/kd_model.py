@@ -15,6 +15,7 @@ from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..utils.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
 from ..utils.grad_sync import average_gradients_across_ranks
+from ..utils.label_store import check_run_store
 from ..utils.model_card import write_model_card
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.rng import gather_rng_states, restore_rng_states
@@ -69,6 +70,8 @@ class KDModel(SRModel):
         if self.channels_last:
             self.net_t.to(memory_format=torch.channels_last)
         self._check_scales()
+        synthesising = callable(getattr(self, 'synthesising', None)) and self.synthesising()  # real-world models
+        self.uses_teacher_labels = check_run_store(self.opt, synthesising)
         self.extra_trainable = {}
         self.build_extra_modules()
         for name, module in self.extra_trainable.items():
@@ -174,6 +177,8 @@ class KDModel(SRModel):
         super().feed_data(data)
         self.lq_paths = data.get('lq_path')  # names the image in errors of test()
         self.note_epoch_position(data)
+        # the teacher's stored output on this batch's LR (datasets.train.dataroot_teacher), cropped like the GT
+        self.teacher_label = data['teacher'].to(self.device) if 'teacher' in data else None
 
     def note_epoch_position(self, data):
         """Training batches from the ResumableSampler carry their position: remember how far the epoch got
@@ -183,8 +188,17 @@ class KDModel(SRModel):
 
     def compute_losses(self, current_iter):
         self.output = self.student_forward(self.lq)
-        teacher_out = self.teacher_forward(self.lq) if self.cri_kd else None
+        teacher_out = self.real_pair_teacher_output() if self.cri_kd else None
         return self.real_pair_losses(self.output, teacher_out)
+
+    def stored_teacher_label(self):
+        """The teacher's output on the real LR batch from the label store, or None (no store: run the teacher)."""
+        return getattr(self, 'teacher_label', None)
+
+    def real_pair_teacher_output(self):
+        """T(x) for the real-pair KD term: stored when the batch brought it, else computed now."""
+        label = self.stored_teacher_label()
+        return label if label is not None else self.teacher_forward(self.lq)
 
     def real_pair_losses(self, output, teacher_out):
         """Pixel loss to the GT and output KD to the teacher on the real LR/HR pair."""

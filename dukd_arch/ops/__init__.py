@@ -3,11 +3,12 @@ from .invertible_aug import (AUGMENTATION_OPS, DIHEDRAL_TRANSFORMS, apply_augmen
                              inverse_transform, sample_augmentations, transform)
 from .matlab_resize import matlab_imresize
 from .padding import fits_window, forward_padded, pad_to_multiple, padding_needed
+from .tiling import tiled_forward, tiling_error
 from .upcycling import grid_tile_positions, zoom_in, zoom_out
 
 __all__ = [
     'AUGMENTATION_OPS', 'apply_augmentations', 'invert_augmentations', 'sample_augmentations', 'transform',
     'inverse_transform', 'DIHEDRAL_TRANSFORMS',
-    'matlab_imresize', 'fits_window', 'pad_to_multiple', 'padding_needed', 'forward_padded', 'grid_tile_positions', 'zoom_in',
-    'zoom_out'
+    'matlab_imresize', 'fits_window', 'pad_to_multiple', 'padding_needed', 'forward_padded', 'tiled_forward',
+    'tiling_error', 'grid_tile_positions', 'zoom_in', 'zoom_out'
 ]
