@@ -9,7 +9,6 @@ written to ``datasets/photos/mate_nature/SHA256SUMS``, so a later run can tell a
 """
 import argparse
 import glob
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,16 +16,11 @@ import sys
 import tempfile
 from os import path as osp
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's dukd_arch first
+from dukd_arch.weights import sha256_file as sha256  # noqa: E402
+
 PACKAGE = 'mate-backgrounds'
 MEMBER_DIR = 'usr/share/backgrounds/mate/nature'
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _run(cmd, cwd=None):
