@@ -187,7 +187,7 @@ def execute(specs, args, pilot=False):
     log_dir = osp.join('experiments', '_gain_logs')
     os.makedirs(log_dir, exist_ok=True)
     lock = threading.Lock()
-    todo = [s for s in specs]
+    todo = list(specs)
     print(f'[gain] {len(todo)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
     if args.jobs == 1:
         return [train_and_score(s, args, log_dir, lock, pilot) for s in todo]
@@ -269,7 +269,7 @@ def plot(results, out_dir):
              'gain_photos.png')):
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
         for (a, b), colour in ((('dukd', 'kd'), 'C0'), (('dukd_geo', 'kd'), 'C2'), (('kd', 'scratch'), 'C1')):
-            xs, means, lows, highs = [], [], [], []
+            xs, means, halves = [], [], []
             for i, (cap, photos) in enumerate(cells):
                 diffs = paired(results, cap, photos, a, b)
                 if len(diffs) < 2:
@@ -277,11 +277,10 @@ def plot(results, out_dir):
                 mean, half = t_interval(diffs)
                 xs.append(i)
                 means.append(mean)
-                lows.append(half)
-                highs.append(half)
+                halves.append(half)
             if xs:
                 off = {'C0': -0.08, 'C2': 0.0, 'C1': 0.08}[colour]
-                ax.errorbar([x + off for x in xs], means, yerr=[lows, highs], fmt='o-', color=colour, capsize=3,
+                ax.errorbar([x + off for x in xs], means, yerr=halves, fmt='o-', color=colour, capsize=3,
                             label=f'{ROWS[a][0]} − {ROWS[b][0]}')
         ax.axhline(0, color='grey', lw=0.8)
         ax.set_xticks(range(len(cells)))
