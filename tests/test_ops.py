@@ -7,7 +7,7 @@ import torch
 
 from dukd_arch.ops import (AUGMENTATION_OPS, apply_augmentations, DIHEDRAL_TRANSFORMS, forward_padded,
                            grid_tile_positions, invert_augmentations, inverse_transform, matlab_imresize, pad_to_multiple,
-                           sample_augmentations, transform, zoom_in, zoom_out)
+                           sample_augmentations, tiled_forward, transform, zoom_in, zoom_out)
 
 
 def _all_flag_combinations(batch_repeat=1):
@@ -137,3 +137,24 @@ def test_pad_to_multiple_and_forward_padded_crop():
     assert torch.equal(forward_padded(up, x, 8, 2), up(x))
     with pytest.raises(ValueError, match='window size'):
         pad_to_multiple(torch.rand(1, 3, 3, 3), 8)
+
+
+def test_tiled_forward_fixed_window_calls_the_net_on_whole_windows_only():
+    """A static-shape network (fixed ONNX input) gets whole windows, shifted inside the image at its borders,
+    and the stitched output equals the untiled one when the window leaves the field its context."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(), torch.nn.Conv2d(8, 12, 3, padding=1),
+                              torch.nn.PixelShuffle(2)).eval()  # receptive radius 2 LR pixels, x2
+    shapes = []
+
+    def fixed(x):
+        shapes.append(tuple(x.shape[-2:]))
+        return net(x)
+
+    x = torch.rand(1, 3, 23, 31)
+    with torch.no_grad():
+        tiled = tiled_forward(fixed, x, 2, tile=6, overlap=2, window=(10, 10))
+        whole = net(x)
+    assert set(shapes) == {(10, 10)}
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 1e-5

@@ -27,7 +27,7 @@ import torch
 
 from basicsr.archs import build_network
 
-from ..ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, transform
+from ..ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
 from .options_file import load_options
 from .student import load_student as _load_weights
 from .teacher import window_multiple
@@ -212,27 +212,9 @@ class StudentUpsampler:
 
     # --------------------------------------------------------------------------------------- tensors
     def _tiled(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        tile = self.tile
-        if not tile or (tile >= h and tile >= w and self.fixed_size is None):
-            return self._forward(x).cpu()
-        pad, s = self.tile_pad or 0, self.scale
-        out = None
-        for y0 in range(0, h, tile):
-            for x0 in range(0, w, tile):
-                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-                if self.fixed_size is None:
-                    py0, px0, py1, px1 = max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, h), min(x1 + pad, w)
-                else:  # a whole fixed-size window inside the image: padding would change the border pixels
-                    fh, fw = self.fixed_size
-                    py0, px0 = max(0, min(y0 - pad, h - fh)), max(0, min(x0 - pad, w - fw))
-                    py1, px1 = min(h, py0 + fh), min(w, px0 + fw)
-                part = self._forward(x[..., py0:py1, px0:px1]).cpu()
-                if out is None:
-                    out = part.new_zeros(1, part.shape[1], h * s, w * s)
-                oy, ox = (y0 - py0) * s, (x0 - px0) * s
-                out[..., y0 * s:y1 * s, x0 * s:x1 * s] = part[..., oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
-        return out
+        # each tile's output comes back to the CPU, so device memory stays bounded by one tile
+        return tiled_forward(lambda part: self._forward(part).cpu(), x, self.scale, self.tile, self.tile_pad or 0,
+                             window=self.fixed_size)
 
     def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(1, C, h, w) float in [0, 1] (RGB) -> (1, C, sh, sw) float32 on the CPU, tiled / ensembled as set."""
