@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install test demo bench bench-quality
+.PHONY: install test demo bench bench-quality study study-report
 install:
 	$(PYTHON) -m pip install -q $(TORCH_SPEC)
 	$(PYTHON) -m pip install -q -e '.[test,demo,teachers,export]'
@@ -14,7 +14,7 @@ install:
 test: install
 	$(PYTHON) -m pytest -q
 
-# DUKD end to end on scikit-image's photos: data, teacher, 3 students, table and pictures in demo_output/
+# DUKD end to end on scikit-image's photos: data, the shipped teacher, 3 students, table and pictures in demo_output/
 # (installs only when the package, its demo extra or the pinned torch is missing; `make install` forces it)
 demo:
 	@$(PYTHON) scripts/check_install.py dukd scikit-image matplotlib $(TORCH_SPEC) || $(MAKE) install
@@ -29,3 +29,13 @@ bench: install
 # the demo comparison over 3 seeds plus the ablation rows (long: about an hour on a 2-core CPU)
 bench-quality: install
 	$(PYTHON) benchmarks/bench_quality.py $(BENCH_ARGS)
+
+# the gain study (docs/gain_protocol.md): Debian's nature photos, its data, its 77 runs two at a time
+# (about 10 hours on a 2-core CPU; stop it any time, the same command resumes) and its report
+study:
+	$(PYTHON) scripts/fetch_photos.py
+	$(PYTHON) benchmarks/bench_gain.py data
+	$(PYTHON) benchmarks/bench_gain.py run --jobs 2 --threads 1
+
+study-report:
+	$(PYTHON) benchmarks/bench_gain.py report

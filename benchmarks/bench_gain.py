@@ -13,9 +13,7 @@ its newest checkpoint. Two single-thread runs side by side use a 2-core CPU best
     python benchmarks/bench_gain.py report                  # docs/RESULTS_gain.md, docs/img/gain_*.png
 """
 import argparse
-import glob
 import json
-import math
 import os
 import platform
 import statistics
@@ -35,34 +33,12 @@ from tqdm import tqdm  # noqa: E402
 import dukd_arch  # noqa: E402,F401
 from dukd_arch.demo import pipeline  # noqa: E402
 from dukd_arch.demo.pipeline import Run  # noqa: E402
+from dukd_arch.demo.gain_study import (CAPACITIES, ITERS, MAIN_ROWS, OPT_DIR, PHOTO_SETS, RESULTS,  # noqa: E402
+                                      ROWS, fmt_interval, load_results, make_run, paired, select_demo_cell,
+                                      t_interval)
 from dukd_arch.demo.runner import final_metrics, python_cmd, run_logged  # noqa: E402
 
-OPT_DIR = 'options/gain'
-RESULTS = 'benchmarks/results/gain'
-
-# capacity name: (num_feat, num_conv) of Real-ESRGAN's compact network; the name is its parameter count
-CAPACITIES = {'17k': (16, 4), '70k': (32, 6), '251k': (64, 6)}
-# training iterations per capacity, fixed by the convergence pilot (docs/gain_protocol.md, section 4)
-ITERS = {'17k': 8000, '70k': 4000, '251k': 2000}
-PHOTO_SETS = {'all': 6, 'two': 2, 'one': 1}
 PILOT_ITERS = (2000, 4000, 8000)
-
-NO_LCR = {'train:dukd_opt:label_consistency': None}
-ROWS = {  # name: (label, base option file, changes)
-    'scratch': ('scratch', 'train_student_scratch.yml', {}),
-    'kd': ('output KD', 'train_student_kd.yml', {}),
-    'dukd': ('DUKD', 'train_student_dukd.yml', {}),
-    'dukd_geo': ('DUKD, LCR without colour inversion', 'train_student_dukd.yml', {
-        'train:dukd_opt:label_consistency:ops': ['vflip', 'hflip', 'transpose']}),
-    'no_lcr': ('KD + zoom-in + zoom-out (no LCR)', 'train_student_dukd.yml', dict(NO_LCR)),
-    'zoom_in': ('KD + zoom-in', 'train_student_dukd.yml', {
-        **NO_LCR, 'train:dukd_opt:zoom_out': False,
-        'datasets:train:upcycling': {'zoom_in_tiles': 1, 'positions': 'grid', 'zoom_out': False}}),
-    'zoom_out': ('KD + zoom-out', 'train_student_dukd.yml', {
-        **NO_LCR, 'train:dukd_opt:zoom_in': 0,
-        'datasets:train:upcycling': {'zoom_in_tiles': 0, 'positions': 'grid', 'zoom_out': True}}),
-}
-MAIN_ROWS = ('scratch', 'kd', 'dukd', 'dukd_geo')
 
 
 def plan():
@@ -84,35 +60,6 @@ def plan():
     return runs
 
 
-def run_name(row, cap, photos, seed, iters=None):
-    suffix = f'_it{iters}' if iters else ''
-    return f'gain_{row}_{cap}_{photos}_s{seed}{suffix}'
-
-
-def make_run(row, cap, photos, seed, data_root, demo_root, iters=None, teacher=None) -> Run:
-    label, base, changes = ROWS[row]
-    train = f'{demo_root}/train' + ('' if photos == 'all' else f'/subsets/{photos}')
-    feat, conv = CAPACITIES[cap]
-    total = iters or ITERS[cap]
-    every = max(1, total // 20)
-    ch = {
-        'manual_seed': seed,
-        'network_g:num_feat': feat, 'network_g:num_conv': conv,
-        'datasets:train:name': f'demo_train_{photos}',
-        'datasets:train:dataroot_gt': f'{train}/HR.lmdb',
-        'datasets:train:dataroot_lq': f'{train}/LR_bicubic_X4.lmdb',
-        'datasets:val:dataroot_gt': f'{data_root}/val/HR',
-        'datasets:val:dataroot_lq': f'{data_root}/val/LR_bicubic/X4',
-        'train:total_iter': total, 'train:scheduler:periods': [total],
-        'val:val_freq': every, 'logger:print_freq': every, 'logger:save_checkpoint_freq': max(1, total // 4),
-        **changes,
-    }
-    if teacher and row != 'scratch':
-        ch['path:pretrain_network_t'] = teacher
-    return Run(f'{label} [{cap}, {photos}, seed {seed}]', osp.join(OPT_DIR, base),
-               run_name(row, cap, photos, seed, iters), ch)
-
-
 def convergence(curve, total):
     """Validation PSNR gain over the last 20 % of the iterations (the protocol's convergence rule: < 0.01 dB)."""
     if not curve:
@@ -128,15 +75,18 @@ def git_commit():
         return None
 
 
-def score_on_test(run: Run, data_root: str, log_dir: str, threads) -> dict:
-    """test.py on the held-out test photos with the run's EMA weights (the one and only scoring of this run)."""
+def score_on_test(run: Run, data_root: str, log_dir: str, threads, weights=None) -> dict:
+    """test.py on the held-out test photos with the run's EMA weights (the one and only scoring of this run);
+    ``weights``: a bare state dict instead (the shipped teacher)."""
     name = f'test_{run.name}'
     net = {k: v for k, v in run.changes.items() if k.startswith('network_g:')}
     opt_file = osp.join('experiments', '_derived_options', f'{name}.yml')
     with open(osp.join(OPT_DIR, 'test_student.yml')) as f:
         opt = yaml.safe_load(f)
     opt['name'] = name
-    opt['path']['pretrain_network_g'] = run.weights
+    opt['path']['pretrain_network_g'] = weights or run.weights
+    if weights:
+        opt['path']['param_key_g'] = None
     opt['datasets']['test_1']['dataroot_gt'] = f'{data_root}/test/HR'
     opt['datasets']['test_1']['dataroot_lq'] = f'{data_root}/test/LR_bicubic/X4'
     for key, value in net.items():
@@ -155,7 +105,8 @@ def score_on_test(run: Run, data_root: str, log_dir: str, threads) -> dict:
 def train_and_score(spec, args, log_dir, lock, pilot=False) -> dict:
     row, cap, photos, seed = spec[:4]
     iters = spec[4] if pilot else None
-    run = make_run(row, cap, photos, seed, args.data_root, args.demo_root, iters, args.teacher)
+    extra = {'path:pretrain_network_t': args.teacher} if args.teacher and row != 'scratch' else {}
+    run = make_run(row, cap, photos, seed, f'{args.data_root}/val', args.demo_root, iters, extra)
     out = osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
     if osp.isfile(out):
         with open(out) as f:
@@ -201,41 +152,6 @@ def execute(specs, args, pilot=False):
 
 
 # ----------------------------------------------------------------------------------------------- report
-def t_interval(diffs, confidence=0.95):
-    """Mean, and the half-width of its two-sided t-interval (None for fewer than two values)."""
-    from scipy import stats
-    n = len(diffs)
-    mean = statistics.fmean(diffs)
-    if n < 2:
-        return mean, None
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
-    return mean, half
-
-
-def load_results(results_dir):
-    rows = []
-    for path in sorted(glob.glob(osp.join(results_dir, '*.json'))):
-        with open(path) as f:
-            rows.append(json.load(f))
-    return rows
-
-
-def paired(results, cap, photos, a, b):
-    """Per-seed test-PSNR differences a - b over the seeds both rows have."""
-    by = {(r['row'], r['seed']): r['test']['psnr'] for r in results
-          if r['capacity'] == cap and r['photos'] == photos and 'test' in r}
-    seeds = sorted(s for (row, s) in by if row == a and (b, s) in by)
-    return [by[(a, s)] - by[(b, s)] for s in seeds]
-
-
-def fmt_interval(diffs):
-    if not diffs:
-        return '-'
-    mean, half = t_interval(diffs)
-    return f'{mean:+.3f}' + (f' [{mean - half:+.3f}, {mean + half:+.3f}]' if half is not None else '') + \
-        f' (n={len(diffs)})'
-
-
 def cell_table(results, cap, photos):
     lines = ['| row | test PSNR (dB), mean ± std | seeds | val PSNR (dB) | converged |', '|---|---|---|---|---|']
     for row in ROWS:
@@ -247,12 +163,14 @@ def cell_table(results, cap, photos):
         conv = sum(r['converged'] for r in rs)
         lines.append(f"| {ROWS[row][0]} | {statistics.fmean(ps):.3f}{sd} | {len(rs)} | "
                      f"{statistics.fmean(r['val_psnr'] for r in rs):.3f} | {conv}/{len(rs)} |")
-    lines += ['', '| paired difference (same seed) | mean [95 % t-interval] |', '|---|---|']
+    diff_lines = []
     for a, b in (('dukd', 'kd'), ('dukd_geo', 'kd'), ('kd', 'scratch'), ('dukd', 'scratch'), ('no_lcr', 'kd'),
                  ('zoom_in', 'kd'), ('zoom_out', 'kd'), ('dukd_geo', 'dukd')):
-        diffs = paired(results, cap, photos, a, b)
+        diffs = list(paired(results, cap, photos, a, b).values())
         if diffs:
-            lines.append(f'| {ROWS[a][0]} − {ROWS[b][0]} | {fmt_interval(diffs)} |')
+            diff_lines.append(f'| {ROWS[a][0]} − {ROWS[b][0]} | {fmt_interval(diffs)} |')
+    if diff_lines:
+        lines += ['', '| paired difference (same seed) | mean [95 % t-interval] |', '|---|---|'] + diff_lines
     return lines
 
 
@@ -271,7 +189,7 @@ def plot(results, out_dir):
         for (a, b), colour in ((('dukd', 'kd'), 'C0'), (('dukd_geo', 'kd'), 'C2'), (('kd', 'scratch'), 'C1')):
             xs, means, halves = [], [], []
             for i, (cap, photos) in enumerate(cells):
-                diffs = paired(results, cap, photos, a, b)
+                diffs = list(paired(results, cap, photos, a, b).values())
                 if len(diffs) < 2:
                     continue
                 mean, half = t_interval(diffs)
@@ -297,14 +215,63 @@ def plot(results, out_dir):
     return paths
 
 
+def teacher_score(args) -> dict:
+    """The teacher's test PSNR, scored once with the students' test options (kept next to the runs' results)."""
+    out = args.results + '_teacher.json'
+    if osp.isfile(out):
+        with open(out) as f:
+            return json.load(f)
+    with open(osp.join(OPT_DIR, 'train_student_kd.yml')) as f:
+        opt = yaml.safe_load(f)
+    weights = args.teacher or opt['path']['pretrain_network_t']
+    run = Run('teacher', osp.join(OPT_DIR, 'train_student_kd.yml'), 'gain_teacher',
+              {f'network_g:{k}': v for k, v in opt['network_t'].items()})
+    result = {'weights': weights, 'test': score_on_test(run, args.data_root, osp.join('experiments', '_gain_logs'),
+                                                         args.threads, weights=weights), 'commit': git_commit()}
+    with open(out, 'w') as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def teacher_margin_lines(results, teacher) -> list:
+    """The protocol's teacher requirement: >= 0.5 dB above the best converged scratch student on the test photos."""
+    scratch = {}
+    for r in results:
+        if r['row'] == 'scratch' and r['converged'] and 'test' in r:
+            scratch.setdefault((r['capacity'], r['photos']), []).append(r['test']['psnr'])
+    if not scratch:
+        return []
+    (cap, photos), ps = max(scratch.items(), key=lambda kv: statistics.fmean(kv[1]))
+    margin = teacher['test']['psnr'] - statistics.fmean(ps)
+    return [f"Teacher ({teacher['weights']}): {teacher['test']['psnr']:.3f} dB on the test photos; the best converged "
+            f"scratch student so far ({cap}, {PHOTO_SETS[photos]} photo(s), mean of {len(ps)}): "
+            f"{statistics.fmean(ps):.3f} dB; margin {margin:+.3f} dB: the ≥ 0.5 dB requirement "
+            f"{'holds' if margin >= 0.5 else 'does NOT hold'}.", '']
+
+
 def report(args):
     results = load_results(args.results)
-    lines = [f'Generated by `python benchmarks/bench_gain.py report` from {len(results)} runs in `{args.results}/`.', '']
+    planned = [make_run(*spec, f'{args.data_root}/val', args.demo_root).name for spec in plan()]
+    done = {r['name'] for r in results}
+    missing = [n for n in planned if n not in done]
+    lines = [f'Generated by `python benchmarks/bench_gain.py report` from {len(results)} runs in `{args.results}/` '
+             f'({len(planned) - len(missing)} of the protocol\'s {len(planned)} runs done).', '']
+    lines += teacher_margin_lines(results, teacher_score(args))
     for cap in CAPACITIES:
         for photos in PHOTO_SETS:
             if any(r['capacity'] == cap and r['photos'] == photos and 'test' in r for r in results):
                 lines += [f'### {cap} student, {PHOTO_SETS[photos]} training photo(s), {ITERS[cap]} iterations', '']
                 lines += cell_table(results, cap, photos) + ['']
+    sel = select_demo_cell(results)
+    lines += ['### The demo\'s cell (protocol section 8: validation PSNR only, seeds 0-2)', '',
+              f"Selected: {PHOTO_SETS[sel['photos']]} training photo(s), {ROWS[sel['variant']][0]} ({sel['why']}).", '',
+              '| photos | DUKD variant | val difference to KD: mean | lower 95 % bound | seeds |', '|---|---|---|---|---|']
+    for c in sel['candidates']:
+        lower = f"{c['val_lower']:+.3f}" if c['val_lower'] is not None else '-'
+        lines.append(f"| {c['photos']} | {ROWS[c['variant']][0]} | {c['val_mean']:+.3f} | {lower} | {c['seeds']} |")
+    lines.append('')
+    if missing:
+        lines += [f"Not run yet ({len(missing)}, in the protocol's order): {', '.join(missing)}.", '']
     unconverged = [r['name'] for r in results if not r['converged']]
     lines.append(f"Runs failing the convergence rule (val gain ≥ 0.01 dB over the last 20 %): "
                  f"{', '.join(unconverged) if unconverged else 'none'}.")

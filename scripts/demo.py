@@ -1,10 +1,15 @@
-"""The one-command demo (``make demo``): DUKD end to end on real photos, on a CPU, in about ten minutes.
+"""The one-command demo (``make demo``): DUKD against output KD on real photos, on a CPU, with the shipped teacher.
 
 1. builds datasets/demo from scikit-image's bundled colour photos (x4 MATLAB-bicubic LR, train / held-out);
-2. trains the compact teacher (options/demo/train_teacher.yml) unless it exists;
-3. trains one student three ways, same data / seed / iterations: scratch, output KD, DUKD;
+2. uses the shipped reference teacher (dukd_arch/weights, SHA-256 checked); ``--train-teacher`` trains the small
+   demo teacher (options/demo/train_teacher.yml) instead;
+3. trains the 17 k-parameter student of the gain study three ways with the study's settings and iterations
+   (options/gain, docs/gain_protocol.md): scratch, output KD and DUKD, on the training photos and DUKD variant
+   that the study's validation-only rule selects (or --photos / --variant);
 4. tests bicubic, teacher and students on the held-out photos with test.py (PSNR / SSIM on Y, border 4);
-5. writes demo_output/: results.md (the table), side_by_side.png, psnr_vs_iter.png, logs/.
+5. prints DUKD - KD next to the study's paired 95 % interval for the same cell (from benchmarks/results/gain);
+6. writes demo_output/: results.md (the table), side_by_side.png, psnr_vs_iter.png, logs/ and
+   dukd_student/student.safetensors (for python -m dukd_arch.infer).
 
 Re-running reuses finished runs with the same options; --force retrains everything.
 """
@@ -14,44 +19,118 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from os import path as osp
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's dukd_arch first
 
 import cv2  # noqa: E402
+import yaml  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401  (basicsr import shim)
-from dukd_arch.demo import figures, pipeline  # noqa: E402
+from dukd_arch.demo import figures, gain_study, pipeline  # noqa: E402
 from dukd_arch.demo.data import build_demo_set  # noqa: E402
 from dukd_arch.demo.pipeline import Run  # noqa: E402
 
-STUDENTS = (('scratch', 'student from scratch'), ('kd', 'output KD'), ('dukd', 'DUKD'))
+CAPACITY = gain_study.DEMO_CAPACITY
+TEST_OPTS = {'scratch': 'options/demo/test_student_scratch.yml', 'kd': 'options/demo/test_student_kd.yml'}
+LABELS = {'scratch': 'student from scratch', 'kd': 'output KD'}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--force', action='store_true', help='rebuild the data and retrain the teacher and students')
+    p.add_argument('--force', action='store_true', help='rebuild the data and retrain every run')
     p.add_argument('--force-students', action='store_true', help='retrain the students only')
-    p.add_argument('--teacher-iters', type=int, help='teacher iterations (default: the option file, 800)')
-    p.add_argument('--student-iters', type=int, help='student iterations (default: the option file, 800)')
-    p.add_argument('--seed', type=int, help='student seed (default: the option files, 0)')
-    p.add_argument('--threads', type=int, help='torch CPU threads per run (OMP_NUM_THREADS); 1 is much faster on '
-                   'a machine whose cores are already busy')
+    p.add_argument('--train-teacher', action='store_true',
+                   help='train the small demo teacher (options/demo/train_teacher.yml) instead of using the shipped one')
+    p.add_argument('--teacher-iters', type=int, help='with --train-teacher: its iterations (default: the option file)')
+    p.add_argument('--student-iters', type=int,
+                   help=f'student iterations (default: the study\'s {gain_study.ITERS[CAPACITY]} for this capacity)')
+    p.add_argument('--photos', choices=list(gain_study.PHOTO_SETS),
+                   help='training photos: all six, two or one (default: the study\'s validation-selected cell)')
+    p.add_argument('--variant', choices=list(gain_study.DUKD_VARIANTS),
+                   help='dukd (the paper\'s LCR) or dukd_geo (LCR without colour inversion); default: selected')
+    p.add_argument('--seed', type=int, default=0, help='student seed (default: %(default)s)')
+    p.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
+                   help='students trained side by side (default: %(default)s, one per core up to 2)')
+    p.add_argument('--threads', type=int,
+                   help='torch CPU threads per run (OMP_NUM_THREADS; default: 1 when --jobs > 1, else torch\'s)')
+    p.add_argument('--results', default=gain_study.RESULTS, help='the study\'s per-run results (default: %(default)s)')
     p.add_argument('--out', default='demo_output', help='output folder (default: %(default)s)')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.teacher_iters and not args.train_teacher:
+        p.error('--teacher-iters only applies with --train-teacher (the default teacher is the shipped one)')
+    if args.threads is None and args.jobs > 1:
+        args.threads = 1
+    return args
 
 
-def student_runs(args):
-    runs = []
-    for key, label in STUDENTS:
-        changes = pipeline.iteration_changes(args.student_iters) if args.student_iters else {}
-        name = f'demo_student_{key}'
-        if args.seed is not None:
-            changes['manual_seed'] = args.seed
-            name += f'_seed{args.seed}'
-        runs.append(Run(label, f'options/demo/train_student_{key}.yml', name, changes))
+def demo_teacher(args):
+    """(label, Run or None, test option file, changes that point the students at it)."""
+    if not args.train_teacher:
+        return 'the shipped reference teacher (0.62 M parameters)', None, 'options/demo/test_reference_teacher.yml', {}
+    changes = pipeline.iteration_changes(args.teacher_iters) if args.teacher_iters else {}
+    run = Run('the demo teacher, trained here', 'options/demo/train_teacher.yml', 'demo_teacher', changes)
+    net = run.options()['network_g']
+    to_students = {**{f'network_t:{k}': v for k, v in net.items()},
+                   'path:pretrain_network_t': run.weights, 'path:param_key_t': 'params_ema'}
+    return run.label, run, 'options/demo/test_teacher.yml', to_students
+
+
+def student_runs(args, variant, teacher_changes):
+    runs = {}
+    for row in ('scratch', 'kd', variant):
+        extra = dict(teacher_changes) if row != 'scratch' else {}
+        runs[row] = gain_study.make_run(row, CAPACITY, args.photos, args.seed, 'datasets/demo/val',
+                                        iters=args.student_iters, extra=extra, prefix='demo')
     return runs
+
+
+def train_all(runs, args, log_dir, timings):
+    """Train the students, the longest first, ``args.jobs`` at a time (one bar per run when one at a time)."""
+    force = args.force or args.force_students
+    order = sorted(runs.values(), key=lambda r: ('dukd' not in r.name, 'kd' not in r.name))
+
+    def one(run):
+        timings[f'train {run.label}'] = pipeline.train(run, log_dir, force=force, threads=args.threads,
+                                                       progress=args.jobs == 1)
+    if args.jobs == 1:
+        for run in order:
+            one(run)
+        return
+    with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(order), desc='students', unit='run') as bar:
+        for _ in pool.map(one, order):
+            bar.update(1)
+
+
+def study_lines(results, photos, variant, demo_diff):
+    """DUKD - KD of this run next to the study's paired test interval for the same cell, and the verdict."""
+    name = gain_study.ROWS[variant][0]
+    diffs = list(gain_study.paired(results, CAPACITY, photos, variant, 'kd').values())
+    lines = [f'{name} - output KD, this run (seed {demo_diff[1]}, demo held-out photos): {demo_diff[0]:+.3f} dB',
+             f'{name} - output KD, the gain study at this cell ({CAPACITY} student, '
+             f'{gain_study.PHOTO_SETS[photos]} training photo(s); paired by seed on its held-out test photos, '
+             f'mean [95 % t-interval]): {gain_study.fmt_interval(diffs)}']
+    holds = []
+    for cell_photos in gain_study.PHOTO_SETS:
+        for v in gain_study.DUKD_VARIANTS:
+            d = list(gain_study.paired(results, CAPACITY, cell_photos, v, 'kd').values())
+            if len(d) >= 2:
+                mean, half = gain_study.t_interval(d)
+                holds.append((mean - half, cell_photos, v, len(d)))
+    if not holds:
+        lines.append('The study has fewer than two seeds in every cell so far: no interval, no verdict yet.')
+        return lines
+    lower, cell_photos, v, n = max(holds)
+    where = f'{gain_study.PHOTO_SETS[cell_photos]} photo(s), {gain_study.ROWS[v][0]}, n={n}'
+    if lower > 0:
+        lines.append(f'The study finds DUKD > output KD with a 95 % interval above 0 at {CAPACITY} ({where}).')
+    else:
+        lines.append(f'No cell of the study at {CAPACITY} so far gives DUKD > output KD with a 95 % interval '
+                     f'excluding 0; the closest is {where} (lower bound {lower:+.3f} dB).')
+    return lines
 
 
 def main(argv=None):
@@ -68,20 +147,43 @@ def main(argv=None):
     timings['data'] = time.time() - t
     scale = manifest['settings']['scale']
 
-    teacher = Run('teacher', 'options/demo/train_teacher.yml', 'demo_teacher',
-                  pipeline.iteration_changes(args.teacher_iters) if args.teacher_iters else {})
-    timings['train teacher'] = pipeline.train(teacher, log_dir, force=args.force, threads=args.threads)
-    students = student_runs(args)
-    for run in students:
-        timings[f'train {run.label}'] = pipeline.train(run, log_dir, force=args.force or args.force_students,
-                                                       threads=args.threads)
+    results = gain_study.load_results(args.results)
+    selection = gain_study.select_demo_cell(results)
+    args.photos = args.photos or selection['photos']
+    variant = args.variant or selection['variant']
+    chosen_by = 'chosen on the command line' if (args.photos != selection['photos'] or variant != selection['variant']) \
+        else f"the gain study's validation-only rule, {selection['why']}"
+    print(f"[demo] cell: {CAPACITY} student, {gain_study.PHOTO_SETS[args.photos]} training photo(s), "
+          f"{gain_study.ROWS[variant][0]} ({chosen_by})")
+
+    teacher_label, teacher_run, teacher_test, to_students = demo_teacher(args)
+    if teacher_run is not None:
+        timings['train teacher'] = pipeline.train(teacher_run, log_dir, force=args.force, threads=args.threads)
+    runs = student_runs(args, variant, to_students)
+    for row, run in runs.items():
+        run.label = LABELS.get(row, 'DUKD' if row == 'dukd' else gain_study.ROWS[row][0])
+    train_all(runs, args, log_dir, timings)
 
     t = time.time()
     rows = {'bicubic': pipeline.bicubic_baseline('datasets/demo/val', scale, osp.join(out, 'bicubic'))}
-    for run, test_opt in zip(students, [f'options/demo/test_student_{k}.yml' for k, _ in STUDENTS]):
-        rows[run.label] = pipeline.test(run, test_opt, log_dir, threads=args.threads)
-    rows['teacher'] = pipeline.test(teacher, 'options/demo/test_teacher.yml', log_dir, threads=args.threads)
+    for row, run in runs.items():
+        rows[run.label] = pipeline.test(run, TEST_OPTS.get(row, 'options/demo/test_student_dukd.yml'), log_dir,
+                                        threads=args.threads)
+    if teacher_run is None:
+        with open(teacher_test) as f:
+            shipped = yaml.safe_load(f)['path']['pretrain_network_g']
+        rows['teacher'] = pipeline.test(Run(teacher_label, teacher_test, 'demo_reference_teacher'), teacher_test,
+                                        log_dir, threads=args.threads, weights=shipped)
+    else:
+        rows['teacher'] = pipeline.test(teacher_run, teacher_test, log_dir, threads=args.threads)
     timings['evaluate'] = time.time() - t
+    students = list(runs.values())
+    dukd_label = students[-1].label
+    # the DUKD student as one self-describing file: python -m dukd_arch.infer --checkpoint <it>
+    from dukd_arch.export import main as export_main
+    if export_main(['-opt', students[-1].option_file(), '--checkpoint', students[-1].weights,
+                    '--out', osp.join(out, 'dukd_student'), '--safetensors']) != 0:
+        raise RuntimeError(f'could not export {students[-1].weights}')
 
     stems = [osp.splitext(n)[0] for n in manifest['files']['val']]
     teacher_row = rows['teacher']
@@ -92,10 +194,11 @@ def main(argv=None):
     curves = {run.label: pipeline.curve(run) for run in students}
 
     # ---- table
-    kd, dukd = rows['output KD']['psnr'], rows['DUKD']['psnr']
+    kd, dukd = rows['output KD']['psnr'], rows[dukd_label]['psnr']
     lines = [
-        f"Held-out photos: {', '.join(stems)} (x{scale}, PSNR/SSIM on Y, border {scale}; "
-        f"students: {students[0].total_iter()} iterations each, seed {args.seed if args.seed is not None else 0})",
+        f"Held-out photos: {', '.join(stems)} (x{scale}, PSNR/SSIM on Y, border {scale}). Teacher: {teacher_label}. "
+        f"Students: {CAPACITY} parameters, {gain_study.PHOTO_SETS[args.photos]} training photo(s), "
+        f"{students[0].total_iter()} iterations each, seed {args.seed} ({chosen_by}).",
         '',
         '| method | PSNR (dB) | SSIM | PSNR to teacher output (dB) |',
         '|---|---|---|---|',
@@ -103,8 +206,8 @@ def main(argv=None):
     for label, row in rows.items():
         to_t = f"{row['psnr_to_teacher']:.2f}" if 'psnr_to_teacher' in row else '-'
         lines.append(f"| {label} | {row['psnr']:.2f} | {row['ssim']:.4f} | {to_t} |")
-    lines += ['', f'DUKD - output KD: {dukd - kd:+.3f} dB; '
-              f"DUKD - scratch: {dukd - rows['student from scratch']['psnr']:+.3f} dB"]
+    lines += [''] + study_lines(results, args.photos, variant, (dukd - kd, args.seed)) + \
+        [f"{dukd_label} - scratch, this run: {dukd - rows['student from scratch']['psnr']:+.3f} dB"]
 
     # ---- pictures
     panel_stem = stems[0]
@@ -114,7 +217,7 @@ def main(argv=None):
     top, left = figures.most_textured_window(hr, size)
     top, left = top // scale * scale, left // scale * scale
     panels = [('LR (x4 nearest)', lr)]
-    for label in ('bicubic', 'student from scratch', 'output KD', 'DUKD', 'teacher'):
+    for label in ('bicubic', 'student from scratch', 'output KD', dukd_label, 'teacher'):
         row = rows[label]
         img = cv2.imread(osp.join(row['images'], f"{panel_stem}_{row['suffix']}.png"))[..., ::-1]
         crop_psnr = _crop_psnr(img, hr, top, left, size)
@@ -130,13 +233,15 @@ def main(argv=None):
     timings['total'] = time.time() - start
     timing_lines = ['', 'Wall time (s): ' + ', '.join(
         f"{k} {'reused' if v is None else f'{v:.0f}'}" for k, v in timings.items()),
-        f'Machine: {platform.platform()}, {os.cpu_count()} CPUs; threads per run: {args.threads or "torch default"}']
+        f'Machine: {platform.platform()}, {os.cpu_count()} CPUs; {args.jobs} run(s) side by side, '
+        f'threads per run: {args.threads or "torch default"}']
     report = '\n'.join(lines + timing_lines)
     with open(osp.join(out, 'results.md'), 'w') as f:
-        f.write('# dukd demo results\n\n' + report + f'\n\n![side by side](side_by_side.png)\n'
+        f.write('# dukd demo results\n\n' + report + '\n\n![side by side](side_by_side.png)\n'
                 f'![PSNR vs iteration](psnr_vs_iter.png)\n')
     with open(osp.join(out, 'results.json'), 'w') as f:
-        json.dump({'rows': rows, 'curves': curves, 'timings': timings, 'args': vars(args)}, f, indent=1)
+        json.dump({'rows': rows, 'curves': curves, 'timings': timings, 'args': vars(args), 'variant': variant,
+                   'selection': selection}, f, indent=1)
     print('\n' + report)
     print(f'\nWrote {out}/results.md, {side_path}, {curve_path}')
     return rows

@@ -108,4 +108,47 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     out = run('report')
     report = (tmp_path / 'docs' / 'RESULTS_gain.md').read_text()
     assert 'DUKD − output KD' in report and 'n=2' in report and report.strip() in out.replace('\r', '')
+    assert 'Teacher (dukd:reference_teacher_x4.safetensors)' in report and '0.5 dB requirement' in report
+    assert '6 of the protocol\'s 77 runs done' in report and 'Not run yet (71,' in report
+    assert 'The demo\'s cell' in report
     assert (tmp_path / 'docs' / 'img' / 'gain_photos.png').stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------ statistics and demo rule
+def _result(row, photos, seed, val, test, cap='17k'):
+    return {'row': row, 'capacity': cap, 'photos': photos, 'seed': seed, 'val_psnr': val, 'test': {'psnr': test}}
+
+
+def test_paired_differences_and_t_interval():
+    from dukd_arch.demo.gain_study import paired, t_interval
+    results = [_result('kd', 'all', s, 30.0, 31.0 + s) for s in range(3)] + \
+        [_result('dukd', 'all', s, 30.1, 31.0 + s + d) for s, d in zip(range(3), (0.1, 0.2, 0.3))] + \
+        [_result('dukd', 'all', 7, 30.1, 40.0)]  # no KD partner: not paired
+    diffs = paired(results, '17k', 'all', 'dukd', 'kd')
+    assert list(diffs) == [0, 1, 2] and np.allclose(list(diffs.values()), [0.1, 0.2, 0.3])
+    mean, half = t_interval(list(diffs.values()))
+    assert mean == pytest.approx(0.2) and half == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
+    assert t_interval([0.5]) == (0.5, None)
+
+
+def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
+    from dukd_arch.demo.gain_study import select_demo_cell
+    results = []
+    # 'two' + dukd: larger mean but noisy; 'one' + dukd_geo: smaller, steady gain -> larger lower bound
+    val_gain = {('all', 'dukd'): (-0.3, -0.2, -0.4), ('all', 'dukd_geo'): (-0.1, -0.2, 0.0),
+                ('two', 'dukd'): (0.9, -0.5, 0.6), ('two', 'dukd_geo'): (0.0, 0.1, -0.1),
+                ('one', 'dukd'): (0.1, 0.0, 0.2), ('one', 'dukd_geo'): (0.2, 0.25, 0.3)}
+    for (photos, variant), gains in val_gain.items():
+        for seed, g in enumerate(gains):
+            results.append(_result(variant, photos, seed, 30 + g, 30.0))
+    for photos in ('all', 'two', 'one'):
+        results += [_result('kd', photos, s, 30.0, 30.0) for s in range(3)]
+    chosen = select_demo_cell(results)
+    assert (chosen['photos'], chosen['variant'], chosen['final']) == ('one', 'dukd_geo', True)
+    # test scores never enter the choice
+    for r in results:
+        r['test']['psnr'] = 50.0 if (r['photos'], r['row']) == ('all', 'dukd') else 20.0
+    assert select_demo_cell(results)['photos'] == 'one'
+    # a missing seed makes the choice provisional
+    partial = [r for r in results if not (r['photos'] == 'all' and r['row'] == 'dukd' and r['seed'] == 2)]
+    assert select_demo_cell(partial)['final'] is False

@@ -152,14 +152,16 @@ def curve(run: Run):
     return sorted(points.items())
 
 
-def test(run: Run, test_opt: str, log_dir: str, threads: Optional[int] = None) -> dict:
-    """``test.py`` on the held-out photos with ``run``'s EMA weights; returns metrics and the SR image folder.
+def test(run: Run, test_opt: str, log_dir: str, threads: Optional[int] = None, weights: Optional[str] = None) -> dict:
+    """``test.py`` on the held-out photos with ``run``'s EMA weights (or ``weights``, e.g. a shipped
+    ``dukd:`` file); returns metrics and the SR image folder.
 
     The run's changes to ``network_g`` (e.g. a wider student) are applied to the test options too."""
     name = f'test_{run.name}'
     shutil.rmtree(osp.join('results', name), ignore_errors=True)
     net_changes = [f'{k}={v}' for k, v in run.changes.items() if k.startswith('network_g:')]
-    cmd = python_cmd('test.py', test_opt, [f'name={name}', f'path:pretrain_network_g={run.weights}'] + net_changes)
+    cmd = python_cmd('test.py', test_opt, [f'name={name}', f'path:pretrain_network_g={weights or run.weights}'] +
+                     net_changes)
     lines, seconds = run_logged(cmd, osp.join(log_dir, f'{name}.log'), f'test  {run.label}',
                                 env=subprocess_env(threads))
     metrics = final_metrics(lines)
