@@ -238,7 +238,7 @@ def main(argv=None):
     report = '\n'.join(lines + timing_lines)
     with open(osp.join(out, 'results.md'), 'w') as f:
         f.write('# dukd demo results\n\n' + report + '\n\n![side by side](side_by_side.png)\n'
-                f'![PSNR vs iteration](psnr_vs_iter.png)\n')
+                '![PSNR vs iteration](psnr_vs_iter.png)\n')
     with open(osp.join(out, 'results.json'), 'w') as f:
         json.dump({'rows': rows, 'curves': curves, 'timings': timings, 'args': vars(args), 'variant': variant,
                    'selection': selection}, f, indent=1)
