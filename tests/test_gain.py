@@ -152,3 +152,18 @@ def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
     # a missing seed makes the choice provisional
     partial = [r for r in results if not (r['photos'] == 'all' and r['row'] == 'dukd' and r['seed'] == 2)]
     assert select_demo_cell(partial)['final'] is False
+
+
+def test_report_rewrites_only_the_readme_headline(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+    try:
+        import bench_gain
+    finally:
+        sys.path.pop(0)
+    readme = tmp_path / 'README.md'
+    readme.write_text('# x\nintro <!-- gain-headline -->old<!-- /gain-headline --> (more)\n\nbody\n')
+    bench_gain.update_readme('Gain study so far: new.', str(readme))
+    assert readme.read_text() == '# x\nintro <!-- gain-headline -->Gain study so far: new.<!-- /gain-headline --> ' \
+        '(more)\n\nbody\n'
+    text = open(os.path.join(REPO, 'README.md')).read()
+    assert text.index('<!-- gain-headline -->') < text.index('## Quick start')  # the first paragraph carries it

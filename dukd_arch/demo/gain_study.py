@@ -141,3 +141,32 @@ def make_run(row: str, cap: str, photos: str, seed: int, val_root: str, demo_roo
     }
     return Run(f'{label} [{cap}, {photos}, seed {seed}]', osp.join(OPT_DIR, base),
                run_name(row, cap, photos, seed, iters, prefix), ch)
+
+
+def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
+    """One sentence with the study's DUKD - KD so far at the demo's capacity, per number of training photos
+    (``planned``: the protocol's run names, to say how far the study is)."""
+    parts, holds, intervals = [], [], 0
+    for photos in ('one', 'two', 'all'):
+        diffs = list(paired(results, DEMO_CAPACITY, photos, 'dukd', 'kd').values())
+        if not diffs:
+            continue
+        mean, half = t_interval(diffs)
+        interval = f' [{mean - half:+.2f}, {mean + half:+.2f}]' if half is not None else ''
+        parts.append(f'{mean:+.2f} dB{interval} (n={len(diffs)}) with {PHOTO_SETS[photos]}')
+        intervals += half is not None
+        if half is not None and mean - half > 0:
+            holds.append(str(PHOTO_SETS[photos]))
+    done = len({r['name'] for r in results} & set(planned))
+    if not parts:
+        return f'The gain study has no DUKD - output KD pair yet ({done} of {len(planned)} runs).'
+    if holds:
+        verdict = f"its 95 % interval is above 0 with {' and '.join(holds)} training photo(s)"
+    elif intervals:
+        verdict = 'no 95 % interval excludes 0 yet'
+    else:
+        verdict = 'single seeds so far, so no interval and no verdict yet'
+    listed = ', '.join(parts[:-1]) + (' and ' if len(parts) > 1 else '') + parts[-1]
+    return (f'Gain study so far ({done} of {len(planned)} runs; paired by seed, mean [95 % t-interval]): a 17 k-parameter '
+            f'DUKD student minus its output-KD twin, both distilled from a teacher that saw more photos, scores '
+            f'{listed} training photo(s), on held-out photos; {verdict}.')
