@@ -10,7 +10,7 @@ its newest checkpoint. Two single-thread runs side by side use a 2-core CPU best
     python benchmarks/bench_gain.py data                    # datasets/gain (teacher / student / val / test)
     python benchmarks/bench_gain.py pilot                   # convergence pilot: scratch students, validation only
     python benchmarks/bench_gain.py run --jobs 2            # the protocol's runs, in its order (hours; resumable)
-    python benchmarks/bench_gain.py report                  # docs/RESULTS_gain.md, docs/img/gain_*.png
+    python benchmarks/bench_gain.py report                  # docs/RESULTS.md section 0, docs/img/gain_*.png
 """
 import argparse
 import json
@@ -249,17 +249,22 @@ def teacher_margin_lines(results, teacher) -> list:
             f"{'holds' if margin >= 0.5 else 'does NOT hold'}.", '']
 
 
-def update_readme(sentence, readme='README.md'):
-    """Put the headline between the README's gain-headline markers (its first paragraph), if it has them."""
-    start, end = '<!-- gain-headline -->', '<!-- /gain-headline -->'
-    if not osp.isfile(readme):
+def write_between(path, name, text, create=False):
+    """Put ``text`` between the ``<!-- name -->`` and ``<!-- /name -->`` markers of ``path``; a file without
+    them is written whole when ``create`` (a report of its own), else left alone (a README without markers)."""
+    start, end = f'<!-- {name} -->', f'<!-- /{name} -->'
+    old = open(path).read() if osp.isfile(path) else ''
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + start + text + end + rest.split(end, 1)[1]
+    elif create:
+        new = text
+    else:
         return
-    with open(readme) as f:
-        text = f.read()
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        with open(readme, 'w') as f:
-            f.write(head + start + sentence + end + rest.split(end, 1)[1])
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        f.write(new)
+    os.replace(path + '.tmp', path)
 
 
 def report(args):
@@ -292,10 +297,8 @@ def report(args):
     if not args.no_plots:
         for p in plot(results, args.plots):
             lines.append(f'![{osp.basename(p)}]({osp.relpath(p, osp.dirname(args.report))})')
-    os.makedirs(osp.dirname(args.report), exist_ok=True)
-    with open(args.report, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    update_readme(sentence)
+    write_between(args.report, 'gain-report', '\n' + '\n'.join(lines) + '\n', create=True)
+    write_between('README.md', 'gain-headline', sentence)
     print('\n'.join(lines))
 
 
@@ -315,7 +318,8 @@ def parse_args(argv=None):
     p.add_argument('--photos-dir', default='datasets/photos/mate_nature')
     p.add_argument('--teacher', help='override path.pretrain_network_t (default: the shipped reference teacher)')
     p.add_argument('--results', default=RESULTS, help='folder of the per-run JSON files (default: %(default)s)')
-    p.add_argument('--report', default='docs/RESULTS_gain.md')
+    p.add_argument('--report', default='docs/RESULTS.md',
+                   help='written between its gain-report markers, or whole if it has none (default: %(default)s)')
     p.add_argument('--plots', default='docs/img')
     p.add_argument('--no-plots', action='store_true')
     return p.parse_args(argv)

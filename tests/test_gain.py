@@ -106,7 +106,7 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     assert 'train ' not in run('run', '--iters', '2', '--only', 'scratch', 'kd', 'dukd', '--photos', 'one',
                                '--seeds', '0', '1')
     out = run('report')
-    report = (tmp_path / 'docs' / 'RESULTS_gain.md').read_text()
+    report = (tmp_path / 'docs' / 'RESULTS.md').read_text()  # no markers there: the whole file
     assert 'DUKD − output KD' in report and 'n=2' in report and report.strip() in out.replace('\r', '')
     assert 'Teacher (dukd:reference_teacher_x4.safetensors)' in report and '0.5 dB requirement' in report
     assert '6 of the protocol\'s 77 runs done' in report and 'Not run yet (71,' in report
@@ -154,7 +154,7 @@ def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
     assert select_demo_cell(partial)['final'] is False
 
 
-def test_report_rewrites_only_the_readme_headline(tmp_path):
+def test_report_rewrites_only_between_its_markers(tmp_path):
     sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
     try:
         import bench_gain
@@ -162,7 +162,7 @@ def test_report_rewrites_only_the_readme_headline(tmp_path):
         sys.path.pop(0)
     readme = tmp_path / 'README.md'
     readme.write_text('# x\nintro <!-- gain-headline -->old<!-- /gain-headline --> (more)\n\nbody\n')
-    bench_gain.update_readme('Gain study so far: new.', str(readme))
+    bench_gain.write_between(str(readme), 'gain-headline', 'Gain study so far: new.')
     assert readme.read_text() == '# x\nintro <!-- gain-headline -->Gain study so far: new.<!-- /gain-headline --> ' \
         '(more)\n\nbody\n'
     text = open(os.path.join(REPO, 'README.md')).read()
