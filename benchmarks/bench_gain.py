@@ -187,25 +187,28 @@ def plot(results, out_dir):
              'gain_photos.png')):
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
         for (a, b), colour in ((('dukd', 'kd'), 'C0'), (('dukd_geo', 'kd'), 'C2'), (('kd', 'scratch'), 'C1')):
-            xs, means, halves = [], [], []
+            xs, means, halves, ns = [], [], [], []
             for i, (cap, photos) in enumerate(cells):
                 diffs = list(paired(results, cap, photos, a, b).values())
-                if len(diffs) < 2:
-                    continue
-                mean, half = t_interval(diffs)
-                xs.append(i)
-                means.append(mean)
-                halves.append(half)
-            if xs:
-                off = {'C0': -0.08, 'C2': 0.0, 'C1': 0.08}[colour]
-                ax.errorbar([x + off for x in xs], means, yerr=halves, fmt='o-', color=colour, capsize=3,
+                if diffs:
+                    mean, half = t_interval(diffs)
+                    xs.append(i + {'C0': -0.1, 'C2': 0.0, 'C1': 0.1}[colour])
+                    means.append(mean)
+                    halves.append(half or 0.0)
+                    ns.append(len(diffs))
+            if xs:  # single seeds: hollow markers, no bar
+                ax.errorbar(xs, means, yerr=halves, fmt='-', color=colour, capsize=3,
                             label=f'{ROWS[a][0]} − {ROWS[b][0]}')
+                ax.scatter(xs, means, color=colour, zorder=3, facecolors=[colour if n > 1 else 'white' for n in ns])
+                for x, m, n in zip(xs, means, ns):
+                    ax.annotate(f'n={n}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=6, color=colour)
         ax.axhline(0, color='grey', lw=0.8)
         ax.set_xticks(range(len(cells)))
+        ax.set_xlim(-0.5, len(cells) - 0.5)
         ax.set_xticklabels([c if axis == 'capacity' else f'{PHOTO_SETS[p]}' for c, p in cells])
         ax.set_xlabel(xlabel)
         ax.set_ylabel('test PSNR difference (dB)')
-        ax.set_title('paired by seed, mean and 95 % t-interval', fontsize=9)
+        ax.set_title('paired by seed: mean and 95 % t-interval (hollow: one seed, no interval)', fontsize=8)
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = osp.join(out_dir, fname)
