@@ -128,8 +128,10 @@ def study_lines(results, photos, variant, demo_diff):
     if lower > 0:
         lines.append(f'The study finds DUKD > output KD with a 95 % interval above 0 at {CAPACITY} ({where}).')
     else:
+        cells = len(gain_study.PHOTO_SETS) * len(gain_study.DUKD_VARIANTS)
         lines.append(f'No cell of the study at {CAPACITY} so far gives DUKD > output KD with a 95 % interval '
-                     f'excluding 0; the closest is {where} (lower bound {lower:+.3f} dB).')
+                     f'excluding 0; the closest is {where} (lower bound {lower:+.3f} dB; {len(holds)} of {cells} '
+                     'cells have two or more seeds yet).')
     return lines
 
 
