@@ -1,5 +1,6 @@
 """Shared fixtures: tiny networks, tiny teachers and tiny paired image folders made on the fly."""
 import copy
+import logging
 import os
 
 # Tiny networks: OpenMP thread hand-off costs more than the convolutions (on a busy 2-core machine a
@@ -93,3 +94,24 @@ def batch():
     gt = torch.rand(2, 3, 16, 16, generator=g)
     lq = matlab_imresize(gt, 1 / SCALE).clamp(0, 1)
     return {'lq': lq, 'gt': gt}
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def records():
+    """The messages BasicSR's logger emits during the test (INFO and up)."""
+    handler, logger = _Records(), logging.getLogger('basicsr')
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -1,5 +1,4 @@
 """Unreadable / truncated training images: named, then fatal or skipped; never a silent data-loader hang."""
-import logging
 import os
 import threading
 
@@ -27,15 +26,6 @@ def _truncate(path):
         f.write(data[:len(data) // 2])
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_truncated_image_is_fatal_by_default_and_named(tmp_path):
     opt, gt, lq = _dataset(tmp_path)
     _truncate(os.path.join(gt, '001.png'))
@@ -45,20 +35,15 @@ def test_truncated_image_is_fatal_by_default_and_named(tmp_path):
         ds[1]
 
 
-def test_skip_logs_each_bad_file_once_and_serves_another_pair(tmp_path):
+def test_skip_logs_each_bad_file_once_and_serves_another_pair(tmp_path, records):
     opt, gt, lq = _dataset(tmp_path, bad_images='skip')
     _truncate(os.path.join(gt, '001.png'))
     with open(os.path.join(lq, '002.png'), 'wb') as f:
         f.write(b'not an image')
     ds = UpcyclingPairedImageDataset(opt)
-    records = _Records()
-    logging.getLogger('basicsr').addHandler(records)
-    try:
-        items = [ds[i] for i in (1, 2, 1, 2)]
-    finally:
-        logging.getLogger('basicsr').removeHandler(records)
+    items = [ds[i] for i in (1, 2, 1, 2)]
     assert all(item['gt_path'].endswith('000.png') for item in items)  # the next readable pair (wrapping)
-    bad = [m for m in records.messages if 'skipped' in m]
+    bad = [m for m in records if 'skipped' in m]
     assert len(bad) == 2 and any('HR' in m and '001.png' in m for m in bad) and any('002.png' in m for m in bad)
 
 

@@ -1,5 +1,4 @@
 """Runs that used to "succeed" wrongly: too little data, val images too small for a window, diverged skip runs."""
-import logging
 import os
 import shutil
 import sys
@@ -30,23 +29,6 @@ class NaNFirstCallsForTests(torch.nn.Module):
         self.calls += 1
         loss = self.loss_weight * (pred - target).abs().mean()
         return loss * float('nan') if self.calls <= self.nan_calls else loss
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def records():
-    handler = _Records()
-    logging.getLogger('basicsr').addHandler(handler)
-    yield handler.messages
-    logging.getLogger('basicsr').removeHandler(handler)
 
 
 def _train(root, monkeypatch, **kwargs):

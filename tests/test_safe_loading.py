@@ -1,5 +1,4 @@
 """Every checkpoint load is safe and checked: student, resume, test.py, extras, CLIs; CRC, finiteness, file modes."""
-import logging
 import os
 import shutil
 import subprocess
@@ -34,26 +33,6 @@ class _Payload:
 def _malicious(path, marker):
     torch.save({'params': _Payload(str(marker))}, str(path))
     return str(path)
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def records():
-    handler, logger = _Records(), logging.getLogger('basicsr')
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.messages
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _tiny_student(upscale=SCALE, seed=0):
