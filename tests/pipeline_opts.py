@@ -1,7 +1,10 @@
 """Complete training option files for running ``basicsr.train.train_pipeline`` on tiny data in a tmp root."""
 import copy
 import os
+import subprocess
+import sys
 
+import torch
 import yaml
 
 from conftest import SCALE, TINY_EDSR, TINY_TEACHER, save_teacher, write_pairs
@@ -49,3 +52,16 @@ def write_options(opt, path):
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f, sort_keys=False)
     return str(path)
+
+
+def run_two_cpu_ranks(tmp_path, driver: str, opt_file: str):
+    """``driver`` (a script that trains ``-opt opt_file`` and saves ``rank<r>.pth``) under torchrun with two gloo
+    ranks on the CPU; returns what the two ranks saved."""
+    (tmp_path / 'driver.py').write_text(driver)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+           str(tmp_path / 'driver.py'), '-opt', opt_file, '--launcher', 'pytorch']
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tuple(torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1))

@@ -1,6 +1,4 @@
 """Multi-process training: torchrun on CPU (gloo), DDP on the student only, launcher argument spellings."""
-import os
-import subprocess
 import sys
 import textwrap
 
@@ -8,9 +6,8 @@ import pytest
 import torch
 
 from dukd_arch import compat
-from pipeline_opts import pipeline_options, write_options
+from pipeline_opts import pipeline_options, run_two_cpu_ranks, write_options
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DRIVER = textwrap.dedent('''
     """train.py plus a look at each rank's model after training."""
@@ -37,14 +34,7 @@ DRIVER = textwrap.dedent('''
 def test_torchrun_two_cpu_ranks_keep_students_identical(tmp_path):
     opt = pipeline_options(str(tmp_path), name='ddp', total_iter=3, save_freq=3, n_images=8, batch=2)
     opt_file = write_options(opt, tmp_path / 'ddp.yml')
-    (tmp_path / 'driver.py').write_text(DRIVER)
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-           str(tmp_path / 'driver.py'), '-opt', opt_file, '--launcher', 'pytorch']
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-    r0, r1 = (torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1))
+    r0, r1 = run_two_cpu_ranks(tmp_path, DRIVER, opt_file)
     assert r0['backend'] == 'gloo' and r0['world'] == 2
     assert r0['g_ddp'] and r1['g_ddp'], 'the student must be wrapped in DDP'
     assert not r0['t_ddp'] and not r1['t_ddp'], 'the teacher must stay a plain module'

@@ -2,8 +2,6 @@
 import copy
 import os
 import random
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -21,9 +19,8 @@ from dukd_arch.ops import DIHEDRAL_TRANSFORMS, tiled_forward, tiling_error, tran
 from dukd_arch.teacher_labels import main as build_labels
 from dukd_arch.utils.label_store import (LabelStoreError, check_run_store, manifest_path, read_manifest, sha256_file,
                                          write_manifest)
-from pipeline_opts import pipeline_options, write_options
+from pipeline_opts import pipeline_options, run_two_cpu_ranks, write_options
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1 / 65535
 
 
@@ -397,13 +394,7 @@ def test_ddp_two_cpu_ranks_train_with_the_store(store, tmp_path):
     opt['train']['total_iter'] = 2
     opt['logger']['save_checkpoint_freq'] = 2
     opt_file = write_options(opt, tmp_path / 'ddp.yml')
-    (tmp_path / 'driver.py').write_text(DRIVER)
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-           str(tmp_path / 'driver.py'), '-opt', opt_file, '--launcher', 'pytorch']
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1))
+    r0, r1 = run_two_cpu_ranks(tmp_path, DRIVER, opt_file)
     assert r0['world'] == 2 and r0['labels'] and r1['labels']
     assert all(torch.equal(r0['g'][k], r1['g'][k]) for k in r0['g'])
     log = open(next(p for p in (tmp_path / 'experiments' / 'ddp_labels').glob('train_*.log'))).read()
