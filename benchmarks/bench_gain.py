@@ -102,12 +102,17 @@ def score_on_test(run: Run, data_root: str, log_dir: str, threads, weights=None)
     return {'psnr': metrics['psnr'], 'ssim': metrics.get('ssim')}
 
 
-def train_and_score(spec, args, log_dir, lock, pilot=False) -> dict:
+def run_and_result_file(spec, args, pilot=False):
     row, cap, photos, seed = spec[:4]
     iters = spec[4] if pilot else None
     extra = {'path:pretrain_network_t': args.teacher} if args.teacher and row != 'scratch' else {}
     run = make_run(row, cap, photos, seed, f'{args.data_root}/val', args.demo_root, iters, extra)
-    out = osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
+    return run, osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
+
+
+def train_and_score(spec, args, log_dir, lock, pilot=False) -> dict:
+    row, cap, photos, seed = spec[:4]
+    run, out = run_and_result_file(spec, args, pilot)
     if osp.isfile(out):
         with open(out) as f:
             return json.load(f)
@@ -138,17 +143,19 @@ def execute(specs, args, pilot=False):
     log_dir = osp.join('experiments', '_gain_logs')
     os.makedirs(log_dir, exist_ok=True)
     lock = threading.Lock()
-    todo = list(specs)
-    print(f'[gain] {len(todo)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
+    todo = [s for s in specs if not osp.isfile(run_and_result_file(s, args, pilot)[1])]
+    print(f'[gain] {len(specs)} runs: {len(specs) - len(todo)} done, {len(todo)} to run, {args.jobs} at a time, '
+          f'{args.threads} thread(s) each', flush=True)
+    done = [train_and_score(s, args, log_dir, lock, pilot) for s in specs if s not in todo]  # read back
     if args.jobs == 1:
-        return [train_and_score(s, args, log_dir, lock, pilot) for s in todo]
+        return done + [train_and_score(s, args, log_dir, lock, pilot) for s in todo]
     # side by side: one bar over the runs (each run prints one line when it ends; its log is in log_dir)
     with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(todo), desc='gain runs', unit='run') as bar:
         def one(spec):
             result = train_and_score(spec, args, log_dir, lock, pilot)
             bar.update(1)
             return result
-        return list(pool.map(one, todo))
+        return done + list(pool.map(one, todo))
 
 
 # ----------------------------------------------------------------------------------------------- report
