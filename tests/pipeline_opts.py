@@ -54,10 +54,26 @@ def write_options(opt, path):
     return str(path)
 
 
-def run_two_cpu_ranks(tmp_path, driver: str, opt_file: str):
-    """``driver`` (a script that trains ``-opt opt_file`` and saves ``rank<r>.pth``) under torchrun with two gloo
-    ranks on the CPU; returns what the two ranks saved."""
-    (tmp_path / 'driver.py').write_text(driver)
+DRIVER = """
+import os
+import torch
+import dukd_arch
+import basicsr.train as bt
+from torch.nn.parallel import DistributedDataParallel as DDP
+models = []
+_build = bt.build_model
+bt.build_model = lambda opt: models.append(_build(opt)) or models[-1]
+root = os.path.dirname(os.path.abspath(__file__))
+bt.train_pipeline(root)
+m = models[0]
+torch.save(SAVED, os.path.join(root, f'rank{torch.distributed.get_rank()}.pth'))
+"""
+
+
+def run_two_cpu_ranks(tmp_path, opt_file: str, saved: str):
+    """train.py's pipeline under torchrun with two gloo ranks on the CPU; each rank saves ``saved`` (a Python
+    expression over its model ``m``, ``torch`` and ``DDP``); returns what the two ranks saved."""
+    (tmp_path / 'driver.py').write_text(DRIVER.replace('SAVED', saved))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',

@@ -1,6 +1,5 @@
 """Multi-process training: torchrun on CPU (gloo), DDP on the student only, launcher argument spellings."""
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -9,32 +8,16 @@ from dukd_arch import compat
 from pipeline_opts import pipeline_options, run_two_cpu_ranks, write_options
 
 
-DRIVER = textwrap.dedent('''
-    """train.py plus a look at each rank's model after training."""
-    import os, sys
-    import torch
-    import dukd_arch
-    import basicsr.train as bt
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    models = []
-    _build = bt.build_model
-    bt.build_model = lambda opt: models.append(_build(opt)) or models[-1]
-    root = os.path.dirname(os.path.abspath(__file__))
-    bt.train_pipeline(root)
-    m = models[0]
-    rank = torch.distributed.get_rank()
-    torch.save({'g': m.get_bare_model(m.net_g).state_dict(), 't': m.net_t.state_dict(),
-                'g_ddp': isinstance(m.net_g, DDP), 't_ddp': isinstance(m.net_t, DDP),
-                'backend': torch.distributed.get_backend(), 'world': torch.distributed.get_world_size()},
-               os.path.join(root, f'rank{rank}.pth'))
-''')
+# what each rank saves after training: both networks and whether each is wrapped in DDP
+SAVED = ("{'g': m.get_bare_model(m.net_g).state_dict(), 't': m.net_t.state_dict(), 'g_ddp': isinstance(m.net_g, DDP), "
+         "'t_ddp': isinstance(m.net_t, DDP), 'backend': torch.distributed.get_backend(), "
+         "'world': torch.distributed.get_world_size()}")
 
 
 def test_torchrun_two_cpu_ranks_keep_students_identical(tmp_path):
     opt = pipeline_options(str(tmp_path), name='ddp', total_iter=3, save_freq=3, n_images=8, batch=2)
     opt_file = write_options(opt, tmp_path / 'ddp.yml')
-    r0, r1 = run_two_cpu_ranks(tmp_path, DRIVER, opt_file)
+    r0, r1 = run_two_cpu_ranks(tmp_path, opt_file, SAVED)
     assert r0['backend'] == 'gloo' and r0['world'] == 2
     assert r0['g_ddp'] and r1['g_ddp'], 'the student must be wrapped in DDP'
     assert not r0['t_ddp'] and not r1['t_ddp'], 'the teacher must stay a plain module'

@@ -372,20 +372,8 @@ def test_models_use_the_stored_label_for_the_real_pair_term(store, tmp_path, bat
 
 
 # ------------------------------------------------------------------------------------------- DDP
-DRIVER = '''
-import os
-import torch
-import dukd_arch
-import basicsr.train as bt
-models = []
-_build = bt.build_model
-bt.build_model = lambda opt: models.append(_build(opt)) or models[-1]
-root = os.path.dirname(os.path.abspath(__file__))
-bt.train_pipeline(root)
-m = models[0]
-torch.save({'g': m.get_bare_model(m.net_g).state_dict(), 'labels': m.uses_teacher_labels,
-            'world': torch.distributed.get_world_size()}, os.path.join(root, f'rank{torch.distributed.get_rank()}.pth'))
-'''
+SAVED = ("{'g': m.get_bare_model(m.net_g).state_dict(), 'labels': m.uses_teacher_labels, "
+         "'world': torch.distributed.get_world_size()}")
 
 
 def test_ddp_two_cpu_ranks_train_with_the_store(store, tmp_path):
@@ -394,7 +382,7 @@ def test_ddp_two_cpu_ranks_train_with_the_store(store, tmp_path):
     opt['train']['total_iter'] = 2
     opt['logger']['save_checkpoint_freq'] = 2
     opt_file = write_options(opt, tmp_path / 'ddp.yml')
-    r0, r1 = run_two_cpu_ranks(tmp_path, DRIVER, opt_file)
+    r0, r1 = run_two_cpu_ranks(tmp_path, opt_file, SAVED)
     assert r0['world'] == 2 and r0['labels'] and r1['labels']
     assert all(torch.equal(r0['g'][k], r1['g'][k]) for k in r0['g'])
     log = open(next(p for p in (tmp_path / 'experiments' / 'ddp_labels').glob('train_*.log'))).read()
