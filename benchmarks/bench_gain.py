@@ -124,7 +124,8 @@ def train_and_score(spec, args, log_dir, lock, pilot=False) -> dict:
         'name': run.name, 'row': row, 'capacity': cap, 'photos': photos, 'seed': seed, 'iters': total,
         'val_curve': curve, 'val_psnr': curve[-1][1] if curve else None,
         'val_gain_last20': gain, 'converged': gain is not None and gain < 0.01,
-        'train_seconds': seconds, 'threads': args.threads, 'machine': f'{platform.platform()}, {os.cpu_count()} CPUs',
+        'train_seconds': seconds, 'threads': args.threads, 'channels_last': bool(run.changes.get('train:channels_last')),
+        'machine': f'{platform.platform()}, {os.cpu_count()} CPUs',
         'commit': git_commit(), 'finished': time.strftime('%Y-%m-%d %H:%M:%S'),
     }
     if not pilot:
@@ -304,6 +305,9 @@ def report(args):
     unconverged = [r['name'] for r in results if not r['converged']]
     lines.append(f"Runs failing the convergence rule (val gain ≥ 0.01 dB over the last 20 %): "
                  f"{', '.join(unconverged) if unconverged else 'none'}.")
+    nhwc = [r['name'] for r in results if r.get('channels_last')]
+    lines += ['', f"Runs trained in the NHWC layout (protocol section 9; fp32 rounding order only): "
+                  f"{', '.join(nhwc) if nhwc else 'none yet'}."]
     if not args.no_plots:
         for p in plot(results, args.plots):
             lines.append(f'![{osp.basename(p)}]({osp.relpath(p, osp.dirname(args.report))})')

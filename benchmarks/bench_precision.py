@@ -38,9 +38,14 @@ def make_opt(args, device, teacher_path, config):
     if dtype not in ('fp32', 'bf16', 'fp16') or unknown:
         raise SystemExit(f'bad config {config!r}: use <fp32|bf16|fp16>[+cl][+compile]')
     amp = None if dtype == 'fp32' else {'enabled': True, 'dtype': dtype}
-    student = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': args.feat, 'num_block': args.blocks,
-               'upscale': args.scale}
-    teacher = {**student, 'num_feat': args.teacher_feat, 'num_block': args.teacher_blocks}
+    if args.arch == 'edsr':
+        student = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': args.feat, 'num_block': args.blocks,
+                   'upscale': args.scale}
+        teacher = {**student, 'num_feat': args.teacher_feat, 'num_block': args.teacher_blocks}
+    else:  # the gain study's and the demo's network family (Real-ESRGAN's compact VGG-style net)
+        student = {'type': 'SRVGGNetCompact_basicsr', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': args.feat,
+                   'num_conv': args.blocks, 'upscale': args.scale, 'act_type': 'prelu'}
+        teacher = {**student, 'num_feat': args.teacher_feat, 'num_conv': args.teacher_blocks}
     return {
         'name': 'bench', 'model_type': 'DUKD', 'scale': args.scale, 'num_gpu': 1 if device.type == 'cuda' else 0,
         'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True,
@@ -115,8 +120,10 @@ def main():
     p.add_argument('--batch', type=int, default=4)
     p.add_argument('--gt-size', type=int, default=96)
     p.add_argument('--scale', type=int, default=4)
+    p.add_argument('--arch', choices=('edsr', 'srvgg'), default='edsr',
+                   help='network family of student and teacher (srvgg: SRVGGNetCompact, as in the gain study)')
     p.add_argument('--feat', type=int, default=64)
-    p.add_argument('--blocks', type=int, default=4)
+    p.add_argument('--blocks', type=int, default=4, help='residual blocks (edsr) or body convolutions (srvgg)')
     p.add_argument('--teacher-feat', type=int, default=128)
     p.add_argument('--teacher-blocks', type=int, default=8)
     args = p.parse_args()
@@ -151,9 +158,10 @@ def main():
                 trained = net(held_out)
             results[c] = (1000 * sum(times[c]) / len(times[c]), fwd, labels, trained)
 
+    arch = 'EDSR' if args.arch == 'edsr' else 'SRVGGNetCompact'
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'
     print(f'device: {name}; torch {torch.__version__}; batch {args.batch}, gt {args.gt_size}px, x{args.scale}, '
-          f'student EDSR {args.feat}x{args.blocks}, teacher EDSR {args.teacher_feat}x{args.teacher_blocks}, '
+          f'student {arch} {args.feat}x{args.blocks}, teacher {arch} {args.teacher_feat}x{args.teacher_blocks}, '
           f'{args.steps} timed steps after {args.warmup} warm-up')
     print('| config | ms/step | speed-up | fwd PSNR vs fp32 | teacher PSNR vs fp32 | trained PSNR vs fp32 |')
     print('|---|---|---|---|---|---|')

@@ -101,7 +101,7 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     for path in results:
         r = json.loads(path.read_text())
         assert r['iters'] == 2 and r['photos'] == 'one' and r['capacity'] == '17k'
-        assert 10 < r['test']['psnr'] < 60 and r['val_curve']
+        assert 10 < r['test']['psnr'] < 60 and r['val_curve'] and r['channels_last'] is False
     # a second call finds every run done and trains nothing
     assert 'train ' not in run('run', '--iters', '2', '--only', 'scratch', 'kd', 'dukd', '--photos', 'one',
                                '--seeds', '0', '1')
@@ -129,6 +129,19 @@ def test_paired_differences_and_t_interval():
     mean, half = t_interval(list(diffs.values()))
     assert mean == pytest.approx(0.2) and half == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
     assert t_interval([0.5]) == (0.5, None)
+
+
+def test_study_layout_rule_keeps_the_stamps_of_runs_started_before_it():
+    """Protocol section 9: NHWC for runs with a teacher, except the 17k seeds 0-2 (started in the default
+    layout: their stamps, and so their resumption, must not change); never for scratch (SRModel ignores it)."""
+    from dukd_arch.demo.gain_study import ROWS, make_run
+    for row in ROWS:
+        for seed in (0, 1, 2):
+            assert 'train:channels_last' not in make_run(row, '17k', 'all', seed, 'v').stamp()['changes']
+    assert make_run('dukd', '70k', 'all', 0, 'v').options()['train']['channels_last'] is True
+    assert make_run('kd', '17k', 'all', 3, 'v').options()['train']['channels_last'] is True
+    assert 'channels_last' not in make_run('scratch', '251k', 'all', 1, 'v').options()['train']
+    assert make_run('dukd', '17k', 'one', 0, 'v', prefix='demo').options()['train']['channels_last'] is True
 
 
 def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
