@@ -121,7 +121,7 @@ def channels_last(row: str, cap: str, seed: int, prefix: str = 'gain') -> bool:
     """Whether a run trains in the NHWC layout: every run with a teacher (KDModel/DUKDModel read
     ``train.channels_last``; the scratch row is BasicSR's SRModel), except the study's 17k seeds 0-2, which had
     started in the default layout when it was adopted (protocol, section 9). The layout only reorders fp32
-    arithmetic; on the 2-core CPU it makes a DUKD step of this study 1.47x faster (benchmarks/bench_precision.py)."""
+    arithmetic; on the 2-core CPU a DUKD step of this study runs 1.25x faster (benchmarks/bench_precision.py)."""
     return row != 'scratch' and not (prefix == 'gain' and cap == DEMO_CAPACITY and seed in SELECTION_SEEDS)
 
 
