@@ -193,31 +193,38 @@ def plot(results, out_dir):
             ('capacity', [(c, 'all') for c in CAPACITIES], 'student parameters (all six photos)', 'gain_capacity.png'),
             ('photos', [('17k', p) for p in ('one', 'two', 'all')], 'training photos (17 k student)',
              'gain_photos.png')):
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        for (a, b), colour in ((('dukd', 'kd'), 'C0'), (('dukd_geo', 'kd'), 'C2'), (('kd', 'scratch'), 'C1')):
-            xs, means, halves, ns = [], [], [], []
-            for i, (cap, photos) in enumerate(cells):
-                diffs = list(paired(results, cap, photos, a, b).values())
-                if diffs:
-                    mean, half = t_interval(diffs)
-                    xs.append(i + {'C0': -0.1, 'C2': 0.0, 'C1': 0.1}[colour])
-                    means.append(mean)
-                    halves.append(half or 0.0)
-                    ns.append(len(diffs))
-            if xs:  # single seeds: hollow markers, no bar
-                ax.errorbar(xs, means, yerr=halves, fmt='-', color=colour, capsize=3,
-                            label=f'{ROWS[a][0]} − {ROWS[b][0]}')
-                ax.scatter(xs, means, color=colour, zorder=3, facecolors=[colour if n > 1 else 'white' for n in ns])
-                for x, m, n in zip(xs, means, ns):
-                    ax.annotate(f'n={n}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=6, color=colour)
-        ax.axhline(0, color='grey', lw=0.8)
-        ax.set_xticks(range(len(cells)))
-        ax.set_xlim(-0.5, len(cells) - 0.5)
-        ax.set_xticklabels([c if axis == 'capacity' else f'{PHOTO_SETS[p]}' for c, p in cells])
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel('test PSNR difference (dB)')
-        ax.set_title('paired by seed: mean and 95 % t-interval (hollow: one seed, no interval)', fontsize=8)
-        ax.legend(fontsize=7)
+        # two panels, each on its own scale: KD - scratch swings by dB where DUKD - KD moves by tenths
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+        panels = ((axes[0], ((('dukd', 'kd'), 'C0', -0.06), (('dukd_geo', 'kd'), 'C2', 0.06))),
+                  (axes[1], ((('kd', 'scratch'), 'C1', 0.0),)))
+        for ax, pairs in panels:
+            for (a, b), colour, shift in pairs:
+                xs, means, halves, ns = [], [], [], []
+                for i, (cap, photos) in enumerate(cells):
+                    diffs = list(paired(results, cap, photos, a, b).values())
+                    if diffs:
+                        mean, half = t_interval(diffs)
+                        xs.append(i + shift)
+                        means.append(mean)
+                        halves.append(half or 0.0)
+                        ns.append(len(diffs))
+                if xs:  # single seeds: hollow markers, no bar
+                    ax.errorbar(xs, means, yerr=halves, fmt='-', color=colour, capsize=3,
+                                label=f'{ROWS[a][0]} − {ROWS[b][0]}')
+                    ax.scatter(xs, means, color=colour, zorder=3,
+                               facecolors=[colour if n > 1 else 'white' for n in ns])
+                    for x, m, n in zip(xs, means, ns):
+                        ax.annotate(f'n={n}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=6,
+                                    color=colour)
+            ax.axhline(0, color='grey', lw=0.8)
+            ax.set_xticks(range(len(cells)))
+            ax.set_xlim(-0.5, len(cells) - 0.5)
+            ax.set_xticklabels([c if axis == 'capacity' else f'{PHOTO_SETS[p]}' for c, p in cells])
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel('test PSNR difference (dB)')
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        fig.suptitle('paired by seed: mean and 95 % t-interval (hollow: one seed, no interval)', fontsize=8)
         fig.tight_layout()
         path = osp.join(out_dir, fname)
         fig.savefig(path, dpi=120)
