@@ -182,6 +182,25 @@ def cell_table(results, cap, photos):
     return lines
 
 
+def draw_difference(ax, results, cells, a, b, colour, shift):
+    """One paired difference ``a - b`` over ``cells``: mean and t-interval per cell; one seed: hollow, no bar."""
+    xs, means, halves, ns = [], [], [], []
+    for i, (cap, photos) in enumerate(cells):
+        diffs = list(paired(results, cap, photos, a, b).values())
+        if diffs:
+            mean, half = t_interval(diffs)
+            xs.append(i + shift)
+            means.append(mean)
+            halves.append(half or 0.0)
+            ns.append(len(diffs))
+    if not xs:
+        return
+    ax.errorbar(xs, means, yerr=halves, fmt='-', color=colour, capsize=3, label=f'{ROWS[a][0]} − {ROWS[b][0]}')
+    ax.scatter(xs, means, color=colour, zorder=3, facecolors=[colour if n > 1 else 'white' for n in ns])
+    for x, m, n in zip(xs, means, ns):
+        ax.annotate(f'n={n}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=6, color=colour)
+
+
 def plot(results, out_dir):
     import matplotlib
     matplotlib.use('Agg')
@@ -199,23 +218,7 @@ def plot(results, out_dir):
                   (axes[1], ((('kd', 'scratch'), 'C1', 0.0),)))
         for ax, pairs in panels:
             for (a, b), colour, shift in pairs:
-                xs, means, halves, ns = [], [], [], []
-                for i, (cap, photos) in enumerate(cells):
-                    diffs = list(paired(results, cap, photos, a, b).values())
-                    if diffs:
-                        mean, half = t_interval(diffs)
-                        xs.append(i + shift)
-                        means.append(mean)
-                        halves.append(half or 0.0)
-                        ns.append(len(diffs))
-                if xs:  # single seeds: hollow markers, no bar
-                    ax.errorbar(xs, means, yerr=halves, fmt='-', color=colour, capsize=3,
-                                label=f'{ROWS[a][0]} − {ROWS[b][0]}')
-                    ax.scatter(xs, means, color=colour, zorder=3,
-                               facecolors=[colour if n > 1 else 'white' for n in ns])
-                    for x, m, n in zip(xs, means, ns):
-                        ax.annotate(f'n={n}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=6,
-                                    color=colour)
+                draw_difference(ax, results, cells, a, b, colour, shift)
             ax.axhline(0, color='grey', lw=0.8)
             ax.set_xticks(range(len(cells)))
             ax.set_xlim(-0.5, len(cells) - 0.5)
