@@ -79,7 +79,7 @@ def fake_nature_photos(folder):
 
 
 def test_bench_gain_two_iterations_end_to_end(tmp_path):
-    for rel in ('train.py', 'test.py', 'benchmarks/bench_gain.py'):
+    for rel in ('train.py', 'test.py', 'benchmarks/bench_gain.py', 'benchmarks/gain_diagnostics.py'):
         os.makedirs(tmp_path / os.path.dirname(rel), exist_ok=True)
         shutil.copy(os.path.join(REPO, rel), tmp_path / rel)
     shutil.copytree(os.path.join(REPO, 'options', 'gain'), tmp_path / 'options' / 'gain')
@@ -112,6 +112,15 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     assert '6 of the protocol\'s 77 runs done' in report and 'Not run yet (71,' in report
     assert 'The demo\'s cell' in report
     assert (tmp_path / 'docs' / 'img' / 'gain_photos.png').stat().st_size > 0
+    # the post-hoc diagnostics re-score every finished run's weights to its committed score
+    proc = subprocess.run([sys.executable, 'benchmarks/gain_diagnostics.py', '--patches', '3'], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    diag = json.loads((tmp_path / 'benchmarks' / 'results' / 'gain_diagnostics.json').read_text())
+    assert len(diag['runs']) == 6 and max(abs(e['rescore_error']) for e in diag['runs'].values()) < 1e-3
+    assert all('l_pix' in e['losses'] for e in diag['runs'].values())
+    assert set(diag['runs']['gain_dukd_17k_one_s0']['losses']) >= {'l_kd', 'l_zoom_in', 'l_zoom_out_kd'}
+    assert 'DUKD − output KD per photo' in proc.stdout and 'zoom-out labels' in proc.stdout
 
 
 # ------------------------------------------------------------------------------ statistics and demo rule
