@@ -31,6 +31,7 @@ import dukd_arch  # noqa: E402,F401  (before basicsr: registers and patches)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from basicsr.archs import build_network  # noqa: E402
 from basicsr.metrics import calculate_psnr  # noqa: E402
 from basicsr.utils import img2tensor, tensor2img  # noqa: E402
@@ -43,6 +44,7 @@ from dukd_arch.utils.teacher import build_teacher, load_weights  # noqa: E402
 
 LOSS_RE = re.compile(r'(l_\w+): ([-\d.e+]+)')
 ITER_RE = re.compile(r'iter:\s*([\d,]+)')
+TERMS = ('l_pix', 'l_kd', 'l_zoom_in', 'l_zoom_out_lr', 'l_zoom_out_kd')
 ROW_ORDER = ('scratch', 'kd', 'dukd', 'dukd_geo', 'no_lcr', 'zoom_in', 'zoom_out')
 
 
@@ -78,31 +80,33 @@ def photo_set(data_root: str, split: str) -> dict:
                 cv2.imread(f'{data_root}/{split}/HR/{n}.png', cv2.IMREAD_COLOR)) for n in names}
 
 
-def label_quality(teacher, demo_root: str, patches: int, seed: int = 0) -> dict:
-    """Teacher and bicubic on zoom-out inputs (target: the LR patch) and on real LR patches (target: HR)."""
+def training_patches(demo_root: str, n: int, seed: int = 0):
+    """``n`` random aligned (24 px LR, 96 px HR) patches of the students' six training photos."""
     lr_paths = sorted(glob.glob(f'{demo_root}/train/LR_bicubic/X4/*.png'))
     rng = np.random.default_rng(seed)
-    out = {k: [] for k in ('zoom_out_teacher', 'zoom_out_bicubic', 'real_teacher', 'real_bicubic',
-                           'zoom_out_teacher_l1', 'zoom_out_lr_range')}
-    for _ in range(patches):
+    lqs, gts = [], []
+    for _ in range(n):
         p = lr_paths[rng.integers(len(lr_paths))]
-        lq = read(p)
-        gt = cv2.imread(p.replace('LR_bicubic/X4', 'HR'), cv2.IMREAD_COLOR)
+        lq, gt = read(p), read(p.replace('LR_bicubic/X4', 'HR'))
         y, x = (int(rng.integers(s - 24 + 1)) for s in lq.shape[-2:])
-        patch = lq[..., y:y + 24, x:x + 24]
-        small = zoom_out(patch, 4)
-        up = torch.nn.functional.interpolate(small, scale_factor=4, mode='bicubic', align_corners=False)
-        target = tensor2img(patch)
-        with torch.no_grad():
-            t_small = teacher(small).clamp(0, 1)
-        out['zoom_out_teacher'].append(psnr(tensor2img(t_small), target, 0))
-        out['zoom_out_bicubic'].append(psnr(tensor2img(up.clamp(0, 1)), target, 0))
-        out['zoom_out_teacher_l1'].append(float((t_small - patch).abs().mean()))
-        up_real = torch.nn.functional.interpolate(patch, scale_factor=4, mode='bicubic', align_corners=False)
-        gt_patch = gt[4 * y:4 * y + 96, 4 * x:4 * x + 96]
-        out['real_teacher'].append(psnr(sr(teacher, patch), gt_patch, 0))
-        out['real_bicubic'].append(psnr(tensor2img(up_real.clamp(0, 1)), gt_patch, 0))
-    return {k: statistics.fmean(v) for k, v in out.items() if v}
+        lqs.append(lq[..., y:y + 24, x:x + 24])
+        gts.append(gt[..., 4 * y:4 * y + 96, 4 * x:4 * x + 96])
+    return torch.cat(lqs), torch.cat(gts)
+
+
+def patch_psnr(x: torch.Tensor, target: torch.Tensor) -> float:
+    return statistics.fmean(psnr(tensor2img(a.clamp(0, 1)), tensor2img(b), 0) for a, b in zip(x, target))
+
+
+@torch.no_grad()
+def label_quality(teacher, lq: torch.Tensor, gt: torch.Tensor) -> dict:
+    """Teacher and bicubic on zoom-out inputs (target: the LR patch) and on real LR patches (target: HR)."""
+    small = zoom_out(lq, 4)
+    bicubic = lambda x: F.interpolate(x, scale_factor=4, mode='bicubic', align_corners=False)  # noqa: E731
+    t_small = teacher(small)
+    return {'zoom_out_teacher': patch_psnr(t_small, lq), 'zoom_out_bicubic': patch_psnr(bicubic(small), lq),
+            'zoom_out_teacher_l1': float((t_small.clamp(0, 1) - lq).abs().mean()),
+            'real_teacher': patch_psnr(teacher(lq), gt), 'real_bicubic': patch_psnr(bicubic(lq), gt)}
 
 
 def diagnose(args) -> dict:
@@ -116,7 +120,9 @@ def diagnose(args) -> dict:
     teacher_out = {n: sr(teacher, lq) for n, (lq, _) in photos['test'].items()}
     out = {'teacher': {split: {n: psnr(sr(teacher, lq), gt) for n, (lq, gt) in ps.items()}
                        for split, ps in photos.items()},
-           'labels': label_quality(teacher, args.demo_root, args.patches), 'runs': {}}
+           'runs': {}}
+    lq, gt = training_patches(args.demo_root, args.patches)
+    out['labels'] = label_quality(teacher, lq, gt)
     for (row, cap, photo_set_name, seed), run in tqdm(runs, desc='runs', unit='run'):
         net = build_network(dict(run.options()['network_g']))
         load_weights(net, run.weights, 'params_ema', option='network_g')
@@ -167,7 +173,7 @@ def markdown(d) -> str:
             if not es:
                 continue
             vals = []
-            for k in ('l_pix', 'l_kd', 'l_zoom_in', 'l_zoom_out_lr', 'l_zoom_out_kd'):
+            for k in TERMS:
                 v = [e['losses'][k] for e in es if k in e['losses']]
                 vals.append(f'{statistics.fmean(v):.5f}' if v else '-')
             lines.append(f"| {cap}, {photos} | {ROWS[row][0]} | {len(es)} | " + ' | '.join(vals) + ' |')
