@@ -199,6 +199,31 @@ def markdown(d) -> str:
     return '\n'.join(lines)
 
 
+def plot_per_photo(d, path: str) -> str:
+    """DUKD - KD per photo (mean over seeds) for each cell: test photos filled, validation photos hollow."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    cs = cells(d)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for i, (split, name) in enumerate((s, n) for s in ('test', 'val') for n in sorted(d['teacher'][s])):
+        means = [statistics.fmean(v) if (v := paired_by(d, c, p, 'dukd', 'kd', lambda e: e[split][name])) else None
+                 for c, p in cs]
+        xs = [x for x, m in enumerate(means) if m is not None]
+        ax.plot(xs, [means[x] for x in xs], marker='o', color=f'C{i}', label=f'{name} ({split})',
+                mfc='none' if split == 'val' else f'C{i}', ls='-' if split == 'test' else ':')
+    ax.axhline(0, color='grey', lw=0.8)
+    ax.set_xticks(range(len(cs)), [f'{c}\n{p} photo(s)' for c, p in cs])
+    ax.set_ylabel('DUKD − output KD, PSNR (dB)')
+    ax.set_title('DUKD − output KD per photo (mean over seeds, paired)', fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--results', default='benchmarks/results/gain')
@@ -208,6 +233,7 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--out', default='benchmarks/results/gain_diagnostics.json')
     p.add_argument('--report', default='docs/RESULTS.md')
+    p.add_argument('--plot', default='docs/img/gain_per_photo.png')
     args = p.parse_args(argv)
     os.chdir(ROOT)
     d = diagnose(args)
@@ -215,6 +241,8 @@ def main(argv=None):
     with open(args.out, 'w') as f:
         json.dump(d, f, indent=1)
     text = markdown(d)
+    figure = plot_per_photo(d, args.plot)
+    text += f'\n![DUKD − KD per photo]({osp.relpath(figure, osp.dirname(args.report))})\n'
     write_between(args.report, 'gain-diagnostics', text)
     print(text)
 
