@@ -234,12 +234,17 @@ def main(argv=None):
     p.add_argument('--out', default='benchmarks/results/gain_diagnostics.json')
     p.add_argument('--report', default='docs/RESULTS.md')
     p.add_argument('--plot', default='docs/img/gain_per_photo.png')
+    p.add_argument('--render-only', action='store_true', help='rewrite the report and plot from --out, no scoring')
     args = p.parse_args(argv)
     os.chdir(ROOT)
-    d = diagnose(args)
-    d['patches'] = args.patches
-    with open(args.out, 'w') as f:
-        json.dump(d, f, indent=1)
+    if args.render_only:
+        with open(args.out) as f:
+            d = json.load(f)
+    else:
+        d = diagnose(args)
+        d['patches'] = args.patches
+        with open(args.out, 'w') as f:
+            json.dump(d, f, indent=1)
     text = markdown(d)
     figure = plot_per_photo(d, args.plot)
     text += f'\n![DUKD − KD per photo]({osp.relpath(figure, osp.dirname(args.report))})\n'
