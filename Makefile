@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install test demo bench bench-quality study study-report
+.PHONY: install test demo bench bench-quality study study-report study-diagnostics
 install:
 	$(PYTHON) -m pip install -q $(TORCH_SPEC)
 	$(PYTHON) -m pip install -q -e '.[test,demo,teachers,export]'
@@ -39,3 +39,7 @@ study:
 
 study-report:
 	$(PYTHON) benchmarks/bench_gain.py report
+
+# post-hoc diagnostics of the finished runs (needs their weights under experiments/): docs/RESULTS.md section 0
+study-diagnostics:
+	$(PYTHON) benchmarks/gain_diagnostics.py

@@ -115,6 +115,10 @@ def diagnose(args) -> dict:
     val_root = f'{args.data_root}/val'
     runs = [make_run(*spec, val_root, args.demo_root) for spec in plan()]
     runs = [(spec, run) for spec, run in zip(plan(), runs) if run.name in results and osp.isfile(run.weights)]
+    if not runs:
+        raise SystemExit(f'no finished run of the study has its weights under experiments/ (results: {args.results}); '
+                         'the diagnostics need the machine that trained them. `--render-only` redraws the committed '
+                         f'{args.out}.')
     photos = {split: photo_set(args.data_root, split) for split in ('val', 'test')}  # test last: to_teacher
     teacher = build_teacher(make_run('kd', '17k', 'all', 0, val_root, args.demo_root).options(), torch.device('cpu'))
     teacher_out = {n: sr(teacher, lq) for n, (lq, _) in photos['test'].items()}
