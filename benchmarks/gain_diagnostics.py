@@ -119,11 +119,11 @@ def diagnose(args) -> dict:
         raise SystemExit(f'no finished run of the study has its weights under experiments/ (results: {args.results}); '
                          'the diagnostics need the machine that trained them. `--render-only` redraws the committed '
                          f'{args.out}.')
-    photos = {split: photo_set(args.data_root, split) for split in ('val', 'test')}  # test last: to_teacher
+    photos = {split: photo_set(args.data_root, split) for split in ('val', 'test')}
     teacher = build_teacher(make_run('kd', '17k', 'all', 0, val_root, args.demo_root).options(), torch.device('cpu'))
     teacher_out = {n: sr(teacher, lq) for n, (lq, _) in photos['test'].items()}
-    out = {'teacher': {split: {n: psnr(sr(teacher, lq), gt) for n, (lq, gt) in ps.items()}
-                       for split, ps in photos.items()},
+    out = {'teacher': {'val': {n: psnr(sr(teacher, lq), gt) for n, (lq, gt) in photos['val'].items()},
+                       'test': {n: psnr(teacher_out[n], gt) for n, (_, gt) in photos['test'].items()}},
            'runs': {}}
     lq, gt = training_patches(args.demo_root, args.patches)
     out['labels'] = label_quality(teacher, lq, gt)
@@ -133,10 +133,10 @@ def diagnose(args) -> dict:
         net.eval()
         entry = {'row': row, 'capacity': cap, 'photos': photo_set_name, 'seed': seed,
                  'losses': tail_losses(run.exp_dir, results[run.name]['iters'])}
+        outs = {split: {n: sr(net, lq) for n, (lq, _) in ps.items()} for split, ps in photos.items()}
         for split, ps in photos.items():
-            outs = {n: sr(net, lq) for n, (lq, _) in ps.items()}
-            entry[split] = {n: psnr(outs[n], gt) for n, (_, gt) in ps.items()}
-        entry['to_teacher'] = {n: psnr(outs[n], teacher_out[n]) for n in photos['test']}
+            entry[split] = {n: psnr(outs[split][n], gt) for n, (_, gt) in ps.items()}
+        entry['to_teacher'] = {n: psnr(outs['test'][n], teacher_out[n]) for n in photos['test']}
         entry['rescore_error'] = statistics.fmean(entry['test'].values()) - results[run.name]['test']['psnr']
         out['runs'][run.name] = entry
     return out
@@ -170,7 +170,7 @@ def markdown(d) -> str:
              f"{max((abs(e['rescore_error']) for e in d['runs'].values()), default=0):.4f} dB.", '',
              '**Training losses over the last 20 % of iterations** (mean over seeds; L1 on [0, 1] pixels). '
              '`l_pix` is the student\'s L1 to the ground truth on the real training pairs.', '',
-             '| cell | row | seeds | l_pix | l_kd | l_zoom_in | l_zoom_out_lr | l_zoom_out_kd |', '|---|---|---|---|---|---|---|---|']
+             '| cell | row | seeds | ' + ' | '.join(TERMS) + ' |', '|---|---|---|' + '---|' * len(TERMS)]
     for cap, photos in cells(d):
         for row in ROW_ORDER:
             es = [e for e in d['runs'].values() if (e['capacity'], e['photos'], e['row']) == (cap, photos, row)]
@@ -181,20 +181,24 @@ def markdown(d) -> str:
                 v = [e['losses'][k] for e in es if k in e['losses']]
                 vals.append(f'{statistics.fmean(v):.5f}' if v else '-')
             lines.append(f"| {cap}, {photos} | {ROWS[row][0]} | {len(es)} | " + ' | '.join(vals) + ' |')
-    lines += ['', '**DUKD − output KD per photo** (PSNR, dB; validation photos chose nothing here either) and '
-              '**imitation** (PSNR of the student\'s output to the teacher\'s on the test photos, mean over photos).', '']
+    lines += ['', '**Each distilled row with upcycling − output KD, per photo** (PSNR, dB; validation photos chose '
+              'nothing here either), **imitation** (PSNR of the student\'s output to the teacher\'s on the test '
+              'photos, mean over photos) and the real-pair training loss.', '']
     names = {s: sorted(d['teacher'][s]) for s in ('val', 'test')}
     header = [f'{n} ({s})' for s in ('val', 'test') for n in names[s]]
-    lines += ['| cell | ' + ' | '.join(header) + ' | imitation: DUKD − KD (dB) | l_pix: DUKD − KD (×1e-3) |',
-              '|---|' + '---|' * (len(header) + 2)]
+    lines += ['| cell | row − KD | ' + ' | '.join(header) + ' | imitation (dB) | l_pix (×1e-3) |',
+              '|---|---|' + '---|' * (len(header) + 2)]
     for cap, photos in cells(d):
-        row = [fmt(paired_by(d, cap, photos, 'dukd', 'kd', lambda e, s=s, n=n: e[s][n]))
-               for s in ('val', 'test') for n in names[s]]
-        row.append(fmt(paired_by(d, cap, photos, 'dukd', 'kd', lambda e: statistics.fmean(e['to_teacher'].values()))))
-        row.append(fmt(paired_by(d, cap, photos, 'dukd', 'kd', lambda e: 1e3 * e['losses']['l_pix'])))
-        lines.append(f'| {cap}, {photos} | ' + ' | '.join(row) + ' |')
+        for r in ROW_ORDER[2:]:
+            if not paired_by(d, cap, photos, r, 'kd', lambda e: 0.0):
+                continue
+            row = [fmt(paired_by(d, cap, photos, r, 'kd', lambda e, s=s, n=n: e[s][n]))
+                   for s in ('val', 'test') for n in names[s]]
+            row.append(fmt(paired_by(d, cap, photos, r, 'kd', lambda e: statistics.fmean(e['to_teacher'].values()))))
+            row.append(fmt(paired_by(d, cap, photos, r, 'kd', lambda e: 1e3 * e['losses']['l_pix'])))
+            lines.append(f'| {cap}, {photos} | {ROWS[r][0]} | ' + ' | '.join(row) + ' |')
     teacher_row = ' | '.join(f"{d['teacher'][s][n]:.2f}" for s in ('val', 'test') for n in names[s])
-    lines += [f'| teacher PSNR | {teacher_row} | | |', '',
+    lines += [f'| teacher PSNR | | {teacher_row} | | |', '',
               f"**The teacher's zoom-out labels** ({d['patches']} random 24 px LR patches of the six training photos): "
               f"teacher(zoom_out(LR)) is {lab['zoom_out_teacher']:.2f} dB from the LR patch it stands for (bicubic: "
               f"{lab['zoom_out_bicubic']:.2f} dB; mean L1 {lab['zoom_out_teacher_l1']:.4f}); on the real LR patch the "
