@@ -30,7 +30,7 @@ bench: install
 bench-quality: install
 	$(PYTHON) benchmarks/bench_quality.py $(BENCH_ARGS)
 
-# the gain study (docs/gain_protocol.md): Debian's nature photos, its data, its 77 runs two at a time
+# the gain study (docs/gain_protocol.md): Debian's nature photos, its data, its 77 runs (and 6 post-hoc ones) two at a time
 # (about 10 hours on a 2-core CPU; stop it any time, the same command resumes) and its report
 study:
 	$(PYTHON) scripts/fetch_photos.py

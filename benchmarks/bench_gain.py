@@ -60,6 +60,13 @@ def plan():
     return runs
 
 
+def post_hoc():
+    """Runs added after results were seen (protocol section 9, dated): run after the protocol's, reported as
+    post hoc, never counted among the protocol's runs. Zoom-in only and zoom-out only at 70k, where DUKD falls
+    below output KD: which term does it?"""
+    return [(row, '70k', 'all', seed) for seed in range(3) for row in ('zoom_in', 'zoom_out')]
+
+
 def convergence(curve, total):
     """Validation PSNR gain over the last 20 % of the iterations (the protocol's convergence rule: < 0.01 dB)."""
     if not curve:
@@ -312,6 +319,9 @@ def report(args):
     lines.append('')
     if missing:
         lines += [f"Not run yet ({len(missing)}, in the protocol's order): {', '.join(missing)}.", '']
+    extra = [make_run(*spec, f'{args.data_root}/val', args.demo_root).name for spec in post_hoc()]
+    lines += [f"Post-hoc runs (protocol section 9; added after the 70k results, run after the protocol's): "
+              f"{sum(n in done for n in extra)} of {len(extra)} done ({', '.join(extra)}).", '']
     unconverged = [r['name'] for r in results if not r['converged']]
     lines.append(f"Runs failing the convergence rule (val gain ≥ 0.01 dB over the last 20 %): "
                  f"{', '.join(unconverged) if unconverged else 'none'}.")
@@ -371,7 +381,7 @@ def main(argv=None):
             print(f"{r['capacity']:>5s} {r['iters']:>5d} it: val {r['val_psnr']:.3f} dB, "
                   f"last-20 % gain {r['val_gain_last20']:+.4f} dB")
         return
-    specs = [s for s in plan() if (not args.only or s[0] in args.only)
+    specs = [s for s in plan() + post_hoc() if (not args.only or s[0] in args.only)
              and (not args.capacities or s[1] in args.capacities) and (not args.photos or s[2] in args.photos)
              and (args.seeds is None or s[3] in args.seeds)]
     if args.limit:

@@ -37,7 +37,7 @@ from basicsr.metrics import calculate_psnr  # noqa: E402
 from basicsr.utils import img2tensor, tensor2img  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bench_gain import plan, write_between  # noqa: E402
+from bench_gain import plan, post_hoc, write_between  # noqa: E402
 from dukd_arch.demo.gain_study import CAPACITIES, ROWS, load_results, make_run, t_interval  # noqa: E402
 from dukd_arch.ops import zoom_out  # noqa: E402
 from dukd_arch.utils.teacher import build_teacher, load_weights  # noqa: E402
@@ -113,8 +113,9 @@ def diagnose(args) -> dict:
     torch.set_num_threads(args.threads)
     results = {r['name']: r for r in load_results(args.results)}
     val_root = f'{args.data_root}/val'
-    runs = [make_run(*spec, val_root, args.demo_root) for spec in plan()]
-    runs = [(spec, run) for spec, run in zip(plan(), runs) if run.name in results and osp.isfile(run.weights)]
+    specs = plan() + post_hoc()
+    runs = [(spec, make_run(*spec, val_root, args.demo_root)) for spec in specs]
+    runs = [(spec, run) for spec, run in runs if run.name in results and osp.isfile(run.weights)]
     if not runs:
         raise SystemExit(f'no finished run of the study has its weights under experiments/ (results: {args.results}); '
                          'the diagnostics need the machine that trained them. `--render-only` redraws the committed '
