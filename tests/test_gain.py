@@ -120,7 +120,7 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     assert len(diag['runs']) == 6 and max(abs(e['rescore_error']) for e in diag['runs'].values()) < 1e-3
     assert all('l_pix' in e['losses'] for e in diag['runs'].values())
     assert set(diag['runs']['gain_dukd_17k_one_s0']['losses']) >= {'l_kd', 'l_zoom_in', 'l_zoom_out_kd'}
-    assert 'DUKD − output KD per photo' in proc.stdout and 'zoom-out labels' in proc.stdout
+    assert 'upcycling − output KD, per photo' in proc.stdout and 'zoom-out labels' in proc.stdout
     rerender = subprocess.run([sys.executable, 'benchmarks/gain_diagnostics.py', '--render-only'], cwd=tmp_path,
                               capture_output=True, text=True, timeout=300, env=env)
     assert rerender.returncode == 0 and rerender.stdout == proc.stdout, rerender.stderr[-3000:]
