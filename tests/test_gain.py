@@ -144,6 +144,21 @@ def test_paired_differences_and_t_interval():
     assert t_interval([0.5]) == (0.5, None)
 
 
+def test_headline_states_each_photo_regime_and_the_larger_students():
+    from dukd_arch.demo.gain_study import headline
+    results = [_result('dukd', 'one', s, 0, 30.5 + 0.1 * s) for s in range(3)]
+    results += [_result('kd', 'one', s, 0, 30.0) for s in range(3)]
+    results += [_result('dukd', 'all', 0, 0, 29.0, cap='70k'), _result('kd', 'all', 0, 0, 29.25, cap='70k')]
+    for i, r in enumerate(results):
+        r['name'] = f'run{i}'
+    text = headline(results, [f'run{i}' for i in range(10)])
+    assert text.startswith('Gain study so far (8 of 10 runs;')
+    assert '+0.60 dB [+0.35, +0.85] (n=3) with 1 training photo(s)' in text
+    assert 'its 95 % interval is above 0 with 1 training photo(s)' in text
+    assert text.endswith('larger students trained on all 6 photos score -0.25 dB (n=1) at 70 k.')
+    assert 'with 2' not in text and '251 k' not in text  # cells without pairs are left out
+
+
 def test_study_layout_rule_keeps_the_stamps_of_runs_started_before_it():
     """Protocol section 9: NHWC for runs with a teacher, except the 17k seeds 0-2 (started in the default
     layout: their stamps, and so their resumption, must not change); never for scratch (SRModel ignores it)."""

@@ -156,17 +156,25 @@ def make_run(row: str, cap: str, photos: str, seed: int, val_root: str, demo_roo
 def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
     """One sentence with the study's DUKD - KD so far at the demo's capacity, per number of training photos
     (``planned``: the protocol's run names, to say how far the study is)."""
-    parts, holds, intervals = [], [], 0
-    for photos in ('one', 'two', 'all'):
-        diffs = list(paired(results, DEMO_CAPACITY, photos, 'dukd', 'kd').values())
+    def difference(cap, photos):
+        diffs = list(paired(results, cap, photos, 'dukd', 'kd').values())
         if not diffs:
-            continue
+            return None, None, None
         mean, half = t_interval(diffs)
         interval = f' [{mean - half:+.2f}, {mean + half:+.2f}]' if half is not None else ''
-        parts.append(f'{mean:+.2f} dB{interval} (n={len(diffs)}) with {PHOTO_SETS[photos]}')
+        return f'{mean:+.2f} dB{interval} (n={len(diffs)})', mean, half
+
+    parts, holds, intervals = [], [], 0
+    for photos in ('one', 'two', 'all'):
+        text, mean, half = difference(DEMO_CAPACITY, photos)
+        if text is None:
+            continue
+        parts.append(f'{text} with {PHOTO_SETS[photos]}')
         intervals += half is not None
         if half is not None and mean - half > 0:
             holds.append(str(PHOTO_SETS[photos]))
+    larger = [f'{text} at {cap[:-1]} k' for cap in CAPACITIES if cap != DEMO_CAPACITY
+              for text in [difference(cap, 'all')[0]] if text]
     done = len({r['name'] for r in results} & set(planned))
     if not parts:
         return f'The gain study has no DUKD - output KD pair yet ({done} of {len(planned)} runs).'
@@ -177,6 +185,8 @@ def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
     else:
         verdict = 'single seeds so far, so no interval and no verdict yet'
     listed = ', '.join(parts[:-1]) + (' and ' if len(parts) > 1 else '') + parts[-1]
+    capacity = (f'; larger students trained on all {PHOTO_SETS["all"]} photos score ' + ' and '.join(larger)
+                if larger else '')
     return (f'Gain study so far ({done} of {len(planned)} runs; paired by seed, mean [95 % t-interval]): a 17 k-parameter '
             f'DUKD student minus its output-KD twin, both distilled from a teacher that saw more photos, scores '
-            f'{listed} training photo(s), on held-out photos; {verdict}.')
+            f'{listed} training photo(s), on held-out photos; {verdict}{capacity}.')
