@@ -154,8 +154,8 @@ def make_run(row: str, cap: str, photos: str, seed: int, val_root: str, demo_roo
 
 
 def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
-    """One sentence with the study's DUKD - KD so far at the demo's capacity, per number of training photos
-    (``planned``: the protocol's run names, to say how far the study is)."""
+    """One sentence with the study's DUKD - KD so far at the demo's capacity, per number of training photos, and
+    at the larger capacities on all photos (``planned``: the protocol's run names, to say how far the study is)."""
     def difference(cap, photos):
         diffs = list(paired(results, cap, photos, 'dukd', 'kd').values())
         if not diffs:
@@ -173,8 +173,11 @@ def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
         intervals += half is not None
         if half is not None and mean - half > 0:
             holds.append(str(PHOTO_SETS[photos]))
-    larger = [f'{text} at {cap[:-1]} k' for cap in CAPACITIES if cap != DEMO_CAPACITY
-              for text in [difference(cap, 'all')[0]] if text]
+    larger = []
+    for cap in CAPACITIES:
+        text = difference(cap, 'all')[0] if cap != DEMO_CAPACITY else None
+        if text:
+            larger.append(f'{text} at {cap[:-1]} k')
     done = len({r['name'] for r in results} & set(planned))
     if not parts:
         return f'The gain study has no DUKD - output KD pair yet ({done} of {len(planned)} runs).'
