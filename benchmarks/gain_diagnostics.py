@@ -115,6 +115,10 @@ def diagnose(args) -> dict:
     specs = plan() + post_hoc()
     runs = [(spec, make_run(*spec, val_root, args.demo_root)) for spec in specs]
     runs = [(spec, run) for spec, run in runs if run.name in results and osp.isfile(run.weights)]
+    previous = {}
+    if not args.rescore and osp.isfile(args.out):
+        with open(args.out) as f:
+            previous = json.load(f)['runs']
     if not runs:
         raise SystemExit(f'no finished run of the study has its weights under experiments/ (results: {args.results}); '
                          'the diagnostics need the machine that trained them. `--render-only` redraws the committed '
@@ -128,10 +132,15 @@ def diagnose(args) -> dict:
     lq, gt = training_patches(args.demo_root, args.patches)
     out['labels'] = label_quality(teacher, lq, gt)
     for (row, cap, photo_set_name, seed), run in tqdm(runs, desc='runs', unit='run'):
+        old = previous.get(run.name)
+        if old is not None and old.get('finished') == results[run.name]['finished']:
+            out['runs'][run.name] = old  # same weights as when it was scored (the run has not been retrained)
+            continue
         net = build_network(dict(run.options()['network_g']))
         load_weights(net, run.weights, 'params_ema', option='network_g')
         net.eval()
         entry = {'row': row, 'capacity': cap, 'photos': photo_set_name, 'seed': seed,
+                 'finished': results[run.name]['finished'],
                  'losses': tail_losses(run.exp_dir, results[run.name]['iters'])}
         outs = {split: {n: sr(net, lq) for n, (lq, _) in ps.items()} for split, ps in photos.items()}
         for split, ps in photos.items():
@@ -139,6 +148,9 @@ def diagnose(args) -> dict:
         entry['to_teacher'] = {n: psnr(outs['test'][n], teacher_out[n]) for n in photos['test']}
         entry['rescore_error'] = statistics.fmean(entry['test'].values()) - results[run.name]['test']['psnr']
         out['runs'][run.name] = entry
+    reused = sum(out['runs'][run.name] is previous.get(run.name) for _, run in runs)
+    print(f'[diagnostics] {len(runs)} runs: {len(runs) - reused} scored, {reused} reused from {args.out}',
+          file=sys.stderr)
     return out
 
 
@@ -236,6 +248,8 @@ def main(argv=None):
     p.add_argument('--out', default='benchmarks/results/gain_diagnostics.json')
     p.add_argument('--report', default='docs/RESULTS.md')
     p.add_argument('--plot', default='docs/img/gain_per_photo.png')
+    p.add_argument('--rescore', action='store_true',
+                   help='score every run again (default: reuse --out entries of runs not retrained since)')
     p.add_argument('--render-only', action='store_true', help='rewrite the report and plot from --out, no scoring')
     args = p.parse_args(argv)
     os.chdir(ROOT)

@@ -124,6 +124,12 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     rerender = subprocess.run([sys.executable, 'benchmarks/gain_diagnostics.py', '--render-only'], cwd=tmp_path,
                               capture_output=True, text=True, timeout=300, env=env)
     assert rerender.returncode == 0 and rerender.stdout == proc.stdout, rerender.stderr[-3000:]
+    # a later call scores only the runs retrained since (their 'finished' stamp changed)
+    retrained = tmp_path / 'benchmarks' / 'results' / 'gain' / 'gain_kd_17k_one_s1.json'
+    retrained.write_text(json.dumps({**json.loads(retrained.read_text()), 'finished': '2099-01-01 00:00:00'}))
+    again = subprocess.run([sys.executable, 'benchmarks/gain_diagnostics.py', '--patches', '3'], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=900, env=env)
+    assert again.returncode == 0 and '6 runs: 1 scored, 5 reused' in again.stderr, again.stderr[-3000:]
     assert (tmp_path / 'docs' / 'img' / 'gain_per_photo.png').stat().st_size > 0
 
 
@@ -157,6 +163,7 @@ def test_headline_states_each_photo_regime_and_the_larger_students():
     assert 'its 95 % interval is above 0 with 1 training photo(s)' in text
     assert text.endswith('larger students trained on all 6 photos score -0.25 dB (n=1) at 70 k.')
     assert 'with 2' not in text and '251 k' not in text  # cells without pairs are left out
+    assert headline(results, [f'run{i}' for i in range(8)]).startswith('Gain study (all 8 protocol runs; paired')
 
 
 def test_study_layout_rule_keeps_the_stamps_of_runs_started_before_it():

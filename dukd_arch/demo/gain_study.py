@@ -190,6 +190,8 @@ def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
     listed = ', '.join(parts[:-1]) + (' and ' if len(parts) > 1 else '') + parts[-1]
     capacity = (f'; larger students trained on all {PHOTO_SETS["all"]} photos score ' + ' and '.join(larger)
                 if larger else '')
-    return (f'Gain study so far ({done} of {len(planned)} runs; paired by seed, mean [95 % t-interval]): a 17 k-parameter '
+    progress = (f'Gain study (all {done} protocol runs' if done == len(planned)
+                else f'Gain study so far ({done} of {len(planned)} runs')
+    return (f'{progress}; paired by seed, mean [95 % t-interval]): a 17 k-parameter '
             f'DUKD student minus its output-KD twin, both distilled from a teacher that saw more photos, scores '
             f'{listed} training photo(s), on held-out photos; {verdict}{capacity}.')
