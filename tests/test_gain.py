@@ -110,7 +110,7 @@ def test_bench_gain_two_iterations_end_to_end(tmp_path):
     assert 'DUKD − output KD' in report and 'n=2' in report and report.strip() in out.replace('\r', '')
     assert 'Teacher (dukd:reference_teacher_x4.safetensors)' in report and '0.5 dB requirement' in report
     assert '6 of the protocol\'s 77 runs done' in report and 'Not run yet (71,' in report
-    assert 'The demo\'s cell' in report and 'Post-hoc runs (protocol section 9' in report and '0 of 6 done' in report
+    assert 'The demo\'s cell' in report and 'Post-hoc runs (protocol section 9' in report and '0 of 12 done' in report
     assert (tmp_path / 'docs' / 'img' / 'gain_photos.png').stat().st_size > 0
     # the post-hoc diagnostics re-score every finished run's weights to its committed score
     proc = subprocess.run([sys.executable, 'benchmarks/gain_diagnostics.py', '--patches', '3'], cwd=tmp_path,
