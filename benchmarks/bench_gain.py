@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from os import path as osp
+from typing import Callable, NamedTuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -190,7 +191,7 @@ def cell_table(results, cap, photos):
     return lines
 
 
-def draw_difference(ax, results, cells, a, b, colour, shift):
+def draw_difference(ax, results, cells, a, b, colour, shift, line='-'):
     """One paired difference ``a - b`` over ``cells``: mean and t-interval per cell; one seed: hollow, no bar."""
     xs, means, halves, ns = [], [], [], []
     for i, (cap, photos) in enumerate(cells):
@@ -203,10 +204,37 @@ def draw_difference(ax, results, cells, a, b, colour, shift):
             ns.append(len(diffs))
     if not xs:
         return
-    ax.errorbar(xs, means, yerr=halves, fmt='-', color=colour, capsize=3, label=f'{ROWS[a][0]} − {ROWS[b][0]}')
+    ax.errorbar(xs, means, yerr=halves, fmt=line, color=colour, capsize=3, label=f'{ROWS[a][0]} − {ROWS[b][0]}')
     ax.scatter(xs, means, color=colour, zorder=3, facecolors=[colour if n > 1 else 'white' for n in ns])
     for x, m, n in zip(xs, means, ns):
         ax.annotate(f'n={n}', (x, m), textcoords='offset points', xytext=(4, 3), fontsize=6, color=colour)
+
+
+class Figure(NamedTuple):
+    cells: list  # (capacity, photos) along x
+    tick: Callable  # (capacity, photos) -> x tick label
+    xlabel: str
+    file: str
+    panels: tuple  # per panel: ((a, b), colour, x shift) for each paired difference a - b
+    joined: bool = True  # x is ordered (capacity, photos): join a difference's points
+
+
+def figures(results):
+    main = ((('dukd', 'kd'), 'C0', -0.06), (('dukd_geo', 'kd'), 'C2', 0.06))
+    kd = ((('kd', 'scratch'), 'C1', 0.0),)
+    singles = (('dukd', 'C0'), ('no_lcr', 'C3'), ('zoom_in', 'C4'), ('zoom_out', 'C5'))
+    terms = tuple(((row, 'kd'), colour, (i - 1.5) * 0.08) for i, (row, colour) in enumerate(singles))
+    ablated = [(c, p) for c in CAPACITIES for p in PHOTO_SETS
+               if any(paired(results, c, p, row, 'kd') for row in ('zoom_in', 'zoom_out'))]
+    out = [Figure([(c, 'all') for c in CAPACITIES], lambda c, p: c, 'student parameters (all six photos)',
+                  'gain_capacity.png', (main, kd)),
+           Figure([('17k', p) for p in ('one', 'two', 'all')], lambda c, p: str(PHOTO_SETS[p]),
+                  'training photos (17 k student)', 'gain_photos.png', (main, kd))]
+    if ablated:  # which of DUKD's terms moves the student, in the cells where the single-term rows ran
+        out.append(Figure(ablated, lambda c, p: f'{c}, {PHOTO_SETS[p]} photo(s)',
+                          'student, training photos (single-term rows outside 17k, six photos: post hoc)',
+                          'gain_terms.png', (terms,), joined=False))
+    return out
 
 
 def plot(results, out_dir):
@@ -216,28 +244,23 @@ def plot(results, out_dir):
 
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    for axis, cells, xlabel, fname in (
-            ('capacity', [(c, 'all') for c in CAPACITIES], 'student parameters (all six photos)', 'gain_capacity.png'),
-            ('photos', [('17k', p) for p in ('one', 'two', 'all')], 'training photos (17 k student)',
-             'gain_photos.png')):
-        # two panels, each on its own scale: KD - scratch swings by dB where DUKD - KD moves by tenths
-        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
-        panels = ((axes[0], ((('dukd', 'kd'), 'C0', -0.06), (('dukd_geo', 'kd'), 'C2', 0.06))),
-                  (axes[1], ((('kd', 'scratch'), 'C1', 0.0),)))
-        for ax, pairs in panels:
+    for f in figures(results):
+        # one panel per scale: KD - scratch swings by dB where DUKD - KD moves by tenths
+        fig, axes = plt.subplots(1, len(f.panels), figsize=(9.5 if len(f.panels) > 1 else 7.5, 3.6), squeeze=False)
+        for ax, pairs in zip(axes[0], f.panels):
             for (a, b), colour, shift in pairs:
-                draw_difference(ax, results, cells, a, b, colour, shift)
+                draw_difference(ax, results, f.cells, a, b, colour, shift, '-' if f.joined else 'none')
             ax.axhline(0, color='grey', lw=0.8)
-            ax.set_xticks(range(len(cells)))
-            ax.set_xlim(-0.5, len(cells) - 0.5)
-            ax.set_xticklabels([c if axis == 'capacity' else f'{PHOTO_SETS[p]}' for c, p in cells])
-            ax.set_xlabel(xlabel)
+            ax.set_xticks(range(len(f.cells)))
+            ax.set_xlim(-0.5, len(f.cells) - 0.5)
+            ax.set_xticklabels([f.tick(c, p) for c, p in f.cells])
+            ax.set_xlabel(f.xlabel)
             ax.set_ylabel('test PSNR difference (dB)')
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
         fig.suptitle('paired by seed: mean and 95 % t-interval (hollow: one seed, no interval)', fontsize=8)
         fig.tight_layout()
-        path = osp.join(out_dir, fname)
+        path = osp.join(out_dir, f.file)
         fig.savefig(path, dpi=120)
         plt.close(fig)
         paths.append(path)

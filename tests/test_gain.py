@@ -215,3 +215,17 @@ def test_report_rewrites_only_between_its_markers(tmp_path):
         '(more)\n\nbody\n'
     text = open(os.path.join(REPO, 'README.md')).read()
     assert text.index('<!-- gain-headline -->') < text.index('## Quick start')  # the first paragraph carries it
+
+
+def test_report_plots_single_terms_only_in_the_cells_that_ran_them(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+    try:
+        import bench_gain
+    finally:
+        sys.path.pop(0)
+    results = [_result(row, 'all', s, 30.0, 31.0) for row in ('kd', 'dukd', 'zoom_out') for s in range(2)]
+    results += [_result(row, 'one', s, 30.0, 31.0, cap='70k') for row in ('kd', 'dukd') for s in range(2)]
+    files = {f.file: f for f in bench_gain.figures(results)}
+    assert files['gain_terms.png'].cells == [('17k', 'all')] and not files['gain_terms.png'].joined
+    assert 'gain_terms.png' not in {f.file for f in bench_gain.figures(results[:2] + results[-4:])}
+    assert {p.rsplit('/', 1)[-1] for p in bench_gain.plot(results, str(tmp_path))} == set(files)
