@@ -14,6 +14,7 @@ them) and writes ``benchmarks/results/gain_diagnostics.json`` and the section be
    on the real LR patch against its HR patch, for scale.
 
 Nothing here chooses a setting: it explains the committed results. ``python benchmarks/gain_diagnostics.py``
+scores only the runs that are new or retrained since the JSON was written (``--rescore``: all of them).
 """
 import argparse
 import glob

@@ -202,12 +202,17 @@ def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
     assert select_demo_cell(partial)['final'] is False
 
 
-def test_report_rewrites_only_between_its_markers(tmp_path):
+def _bench_gain():
     sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
     try:
         import bench_gain
     finally:
         sys.path.pop(0)
+    return bench_gain
+
+
+def test_report_rewrites_only_between_its_markers(tmp_path):
+    bench_gain = _bench_gain()
     readme = tmp_path / 'README.md'
     readme.write_text('# x\nintro <!-- gain-headline -->old<!-- /gain-headline --> (more)\n\nbody\n')
     bench_gain.write_between(str(readme), 'gain-headline', 'Gain study so far: new.')
@@ -218,11 +223,7 @@ def test_report_rewrites_only_between_its_markers(tmp_path):
 
 
 def test_report_plots_single_terms_only_in_the_cells_that_ran_them(tmp_path):
-    sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
-    try:
-        import bench_gain
-    finally:
-        sys.path.pop(0)
+    bench_gain = _bench_gain()
     results = [_result(row, 'all', s, 30.0, 31.0) for row in ('kd', 'dukd', 'zoom_out') for s in range(2)]
     results += [_result(row, 'one', s, 30.0, 31.0, cap='70k') for row in ('kd', 'dukd') for s in range(2)]
     files = {f.file: f for f in bench_gain.figures(results)}
