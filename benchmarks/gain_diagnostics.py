@@ -132,10 +132,12 @@ def diagnose(args) -> dict:
            'runs': {}}
     lq, gt = training_patches(args.demo_root, args.patches)
     out['labels'] = label_quality(teacher, lq, gt)
+    reused = 0
     for (row, cap, photo_set_name, seed), run in tqdm(runs, desc='runs', unit='run'):
         old = previous.get(run.name)
         if old is not None and old.get('finished') == results[run.name]['finished']:
             out['runs'][run.name] = old  # same weights as when it was scored (the run has not been retrained)
+            reused += 1
             continue
         net = build_network(dict(run.options()['network_g']))
         load_weights(net, run.weights, 'params_ema', option='network_g')
@@ -149,7 +151,6 @@ def diagnose(args) -> dict:
         entry['to_teacher'] = {n: psnr(outs['test'][n], teacher_out[n]) for n in photos['test']}
         entry['rescore_error'] = statistics.fmean(entry['test'].values()) - results[run.name]['test']['psnr']
         out['runs'][run.name] = entry
-    reused = sum(out['runs'][run.name] is previous.get(run.name) for _, run in runs)
     print(f'[diagnostics] {len(runs)} runs: {len(runs) - reused} scored, {reused} reused from {args.out}',
           file=sys.stderr)
     return out
@@ -178,7 +179,7 @@ def markdown(d) -> str:
              '`l_pix` is the student\'s L1 to the ground truth on the real training pairs.', '',
              '| cell | row | seeds | ' + ' | '.join(TERMS) + ' |', '|---|---|---|' + '---|' * len(TERMS)]
     for cap, photos in cells(d):
-        for row in tuple(ROWS):
+        for row in ROWS:
             es = [e for e in d['runs'].values() if (e['capacity'], e['photos'], e['row']) == (cap, photos, row)]
             if not es:
                 continue

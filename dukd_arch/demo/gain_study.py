@@ -175,8 +175,8 @@ def headline(results: Sequence[dict], planned: Sequence[str]) -> str:
             holds.append(str(PHOTO_SETS[photos]))
     larger = []
     for cap in CAPACITIES:
-        text = difference(cap, 'all')[0] if cap != DEMO_CAPACITY else None
-        if text:
+        text = difference(cap, 'all')[0]
+        if cap != DEMO_CAPACITY and text:
             larger.append(f'{text} at {cap[:-1]} k')
     done = len({r['name'] for r in results} & set(planned))
     if not parts:
