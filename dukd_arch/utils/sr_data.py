@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..ops import matlab_imresize
+from ..ops import matlab_imresize_uint8
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.PNG', '.JPG', '.JPEG', '.BMP')
 
@@ -51,7 +51,7 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def bicubic_downsample(images: Sequence[np.ndarray], scale: int) -> List[np.ndarray]:
-    """MATLAB ``imresize(hr, 1/scale, 'bicubic')`` of uint8 images, rounded back to uint8 like MATLAB does.
+    """MATLAB ``imresize(hr, 1/scale, 'bicubic')`` of uint8 images, bit-exact (``matlab_imresize_uint8``).
 
     Images of equal size run as one batch. Each image must already be a multiple of ``scale``
     (``modcrop``) so that LR x scale == HR exactly.
@@ -69,8 +69,7 @@ def bicubic_downsample(images: Sequence[np.ndarray], scale: int) -> List[np.ndar
         batch = np.stack([images[i] for i in idx])  # N H W [C]
         t = torch.from_numpy(batch).to(torch.float64)
         t = t.unsqueeze(-1) if t.dim() == 3 else t
-        lr = matlab_imresize(t.permute(0, 3, 1, 2), 1.0 / scale)  # float64 keeps MATLAB's rounding
-        lr = lr.round().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        lr = matlab_imresize_uint8(t.permute(0, 3, 1, 2), 1.0 / scale).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         for j, i in enumerate(idx):
             out[i] = lr[j] if images[i].ndim == 3 else lr[j, ..., 0]
     return out  # type: ignore[return-value]

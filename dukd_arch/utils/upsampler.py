@@ -27,6 +27,7 @@ import torch
 
 from basicsr.archs import build_network
 
+from ..archs.auto_teacher_arch import AutoTeacher
 from ..ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
 from .options_file import load_options
 from .student import load_student as _load_weights
@@ -151,7 +152,10 @@ class StudentUpsampler:
         else:
             net_opt, source = student_network_options(checkpoint, options)
             self.net = build_network(copy.deepcopy(net_opt))
-            used = _load_weights(self.net, checkpoint, param_key)
+            if isinstance(self.net, AutoTeacher):  # it read and checked its own file (spandrel)
+                used = 'spandrel-detected'
+            else:
+                used = _load_weights(self.net, checkpoint, param_key)
             self.net.eval().to(self.device)
             if half:
                 self.net.half()
