@@ -310,7 +310,7 @@ def main(argv=None) -> int:
                                                       for s, items, note in sets},
                        'models': models}, f, indent=1)
         with open(stem + '.csv', 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=list(all_rows[0]))
+            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in all_rows for k in r)))
             writer.writeheader()
             writer.writerows(all_rows)
         print(f'written: {args.out}, {stem}.json, {stem}.csv')

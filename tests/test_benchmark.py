@@ -1,0 +1,133 @@
+"""The paper-format benchmark: MATLAB-bicubic LR, Y-channel metrics, the PAN teacher's published table.
+
+The published-table checks need ``../shared/data`` (standard benchmark images and the public PAN x4 teacher,
+never committed here); they skip, saying so, when it is absent.
+"""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import smooth_image
+from dukd_arch.archs.pan_arch import PAN
+from dukd_arch.benchmark import main as benchmark_main
+from dukd_arch.benchmark import read_set
+from dukd_arch.ops import matlab_imresize, matlab_imresize_uint8
+from dukd_arch.ops.matlab_resize import _resize_matrix
+
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data')
+PAN_FILE = os.path.join(SHARED, 'teachers', 'PANx4_DF2K.pth')
+needs_shared = pytest.mark.skipif(not os.path.isfile(PAN_FILE),
+                                  reason='../shared/data (benchmark images, public PAN teacher) is not here')
+# the PAN repository's own test log (results/PANx4_DF2K/test_PANx4_DF2Ktrain_200912-232209.log)
+PAN_PUBLISHED = {'Set5': (32.131, 0.8948), 'Set14': (28.611, 0.7822)}
+
+
+def test_uint8_resize_rounds_each_pass_half_away_from_zero():
+    """MATLAB stores the row pass as uint8 before the column pass; one rounding at the end differs."""
+    rng = np.random.default_rng(0)
+    img = torch.from_numpy(rng.integers(0, 256, (3, 40, 36)).astype(np.float64))
+    out = matlab_imresize_uint8(img, 0.25)
+    assert out.shape == (3, 10, 9)
+    rows = torch.floor(_one_axis(img, 0.25, -2) + 0.5).clamp(0, 255)  # height first, stored as uint8
+    expected = torch.floor(_one_axis(rows, 0.25, -1) + 0.5).clamp(0, 255)
+    assert torch.equal(out, expected)
+    once = matlab_imresize(img, 0.25).round().clamp(0, 255)
+    assert not torch.equal(out, once)  # the difference this function exists for
+    assert (out - once).abs().max() <= 1
+    flat = torch.full((1, 16, 16), 77.0)
+    assert torch.equal(matlab_imresize_uint8(flat, 0.5), torch.full((1, 8, 8), 77.0))
+    with pytest.raises(ValueError, match='below 1'):
+        matlab_imresize_uint8(flat, 2)
+
+
+def _one_axis(img, scale, dim):
+    """MATLAB's bicubic along one axis only (its own 1-D pass), unrounded."""
+    n = img.shape[dim]
+    m = _resize_matrix(n, int(np.ceil(n * scale)), scale, True)
+    return torch.matmul(m, img) if dim == -2 else torch.matmul(img, m.T)
+
+
+def test_pan_paper_size_and_scales():
+    assert sum(p.numel() for p in PAN().parameters()) == 272419  # the paper's x4 PAN
+    for scale in (2, 3, 4):
+        assert PAN(nb=1, scale=scale)(torch.rand(1, 3, 7, 9)).shape == (1, 3, 7 * scale, 9 * scale)
+    with pytest.raises(ValueError, match='scale must be 2, 3 or 4'):
+        PAN(scale=8)
+
+
+def _tiny_set(root, n=2, size=48):
+    os.makedirs(root / 'HR')
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        cv2.imwrite(str(root / 'HR' / f'im{i}.png'), smooth_image(rng, size + 3, size + 1))  # not a multiple of 4
+    return str(root)
+
+
+def test_benchmark_command_writes_the_paper_table(tmp_path, capsys):
+    torch.manual_seed(0)
+    net = PAN(nf=8, unf=8, nb=1, scale=4)
+    torch.save(net.state_dict(), tmp_path / 'pan.pth')
+    sets = [_tiny_set(tmp_path / 'SetA'), _tiny_set(tmp_path / 'SetB', n=1)]
+    out = tmp_path / 'res' / 'table.md'
+    rc = benchmark_main(['--checkpoint', str(tmp_path / 'pan.pth'), '--network', '{type: PAN, nf: 8, unf: 8, nb: 1}',
+                         '--name', 'T', '--checkpoint', str(tmp_path / 'pan.pth'), '--name', 'S',
+                         '--network', '{type: PAN, nf: 8, unf: 8, nb: 1}', '--reference', 'T',
+                         '--sets', *sets, '--scale', '4', '--device', 'cpu', '--out', str(out)])
+    assert rc == 0
+    table = out.read_text()
+    assert '| Model | Scale | Params (K) | Multi-Adds (G) | SetA PSNR/SSIM | SetB PSNR/SSIM |' in table
+    data = json.loads((tmp_path / 'res' / 'table.json').read_text())
+    s, t = data['models'][1], data['models'][0]
+    assert s['params'] == sum(p.numel() for p in net.parameters())
+    assert s['macs'] > 0 and s['seconds_per_image'] > 0
+    assert s['sets']['SetA']['psnr_to_reference'] == float('inf')  # same weights: identical outputs
+    # the per-image CSV agrees with the set means, scored on the HR cropped to a multiple of 4
+    rows = (tmp_path / 'res' / 'table.csv').read_text().splitlines()
+    assert len(rows) == 1 + 2 * 3
+    name, items, note = read_set(sets[0], 4)
+    assert items[0][1].shape == (48, 48, 3) and items[0][2].shape == (12, 12, 3) and note is None
+    assert t['sets']['SetA']['psnr'] == pytest.approx(s['sets']['SetA']['psnr'])
+
+
+def test_benchmark_refuses_bad_input_clearly(tmp_path, capsys):
+    torch.save(PAN(nf=8, unf=8, nb=1, scale=2).state_dict(), tmp_path / 'x2.pth')
+    good = _tiny_set(tmp_path / 'SetA')
+    cases = [
+        (['--checkpoint', str(tmp_path / 'nope.pth'), '--network', '{type: PAN}', '--sets', good], 'checkpoint not found'),
+        (['--checkpoint', str(tmp_path / 'x2.pth'), '--network', '{type: PAN, nf: 8, unf: 8, nb: 1, scale: 2}',
+          '--sets', str(tmp_path / 'missing')], 'benchmark set not found'),
+        (['--checkpoint', str(tmp_path / 'x2.pth'), '--network', '[PAN]', '--sets', good], 'must be a mapping'),
+        (['--checkpoint', str(tmp_path / 'x2.pth'), '--checkpoint', str(tmp_path / 'x2.pth'), '--network', 'type: PAN',
+          '--network', 'type: PAN', '--network', 'type: PAN', '--sets', good], '--network given 3 times'),
+        (['--checkpoint', str(tmp_path / 'x2.pth'), '--network', '{type: PAN, nf: 8, unf: 8, nb: 1, scale: 2}',
+          '--sets', good], 'is it an x4 model'),
+    ]
+    for args, message in cases:
+        assert benchmark_main(args + ['--scale', '4', '--device', 'cpu']) == 2, message
+        assert message in capsys.readouterr().err
+
+
+@needs_shared
+def test_made_lr_equals_the_published_lr_bicubic():
+    for name in ('Set5', 'Set14'):
+        _, items, note = read_set(os.path.join(SHARED, 'benchmarks', name), 4)
+        assert note == f'LR made here equals the shipped LR_bicubic/X4 in {len(items)} of {len(items)} images'
+
+
+@needs_shared
+def test_public_pan_teacher_reproduces_its_published_table(tmp_path):
+    """The metric path end to end: the PAN authors' DF2K x4 checkpoint scores their own Set5/Set14 numbers."""
+    out = tmp_path / 'pan.md'
+    rc = benchmark_main(['--checkpoint', PAN_FILE, '--network', '{type: PAN, scale: 4}', '--name', 'PAN',
+                         '--sets', *(os.path.join(SHARED, 'benchmarks', s) for s in PAN_PUBLISHED),
+                         '--scale', '4', '--device', 'cpu', '--out', str(out)])
+    assert rc == 0
+    model = json.loads((tmp_path / 'pan.json').read_text())['models'][0]
+    assert model['params'] == 272419
+    for name, (psnr, ssim) in PAN_PUBLISHED.items():
+        assert abs(model['sets'][name]['psnr'] - psnr) < 0.05, name
+        assert abs(model['sets'][name]['ssim'] - ssim) < 0.002, name
