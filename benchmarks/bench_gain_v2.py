@@ -1,0 +1,357 @@
+"""Gain study v2: DUKD against output KD with a public DF2K teacher, the published x4 shape, scored on the
+standard benchmarks (docs/gain_protocol_v2.md fixes the plan; this file only carries it out).
+
+Teacher: PAN x4 (272 k parameters, the authors' DF2K checkpoint; it reproduces its published Set5/Set14
+table with ``python -m dukd_arch.benchmark``). Students: Real-ESRGAN's compact network at 17 k and 70 k
+parameters. LR patch 48 (HR 192), batch 16. Corpus: the Debian photographs of ``scripts/fetch_photos.py
+--set corpus``, reduced to DIV2K's size and cut like DIV2K. Every run trains through train.py, validates
+on the corpus's validation photos, and is scored once at its end on Set5 / Set14 / BSD68 / Urban100 (Y
+PSNR / SSIM, border 4, EMA weights, per image). Each finished run is one JSON under
+``benchmarks/results/gain_v2/`` (commit them as they finish); a stopped run resumes from its checkpoint.
+
+    python scripts/fetch_photos.py --set corpus             # once: the 37 photographs
+    python benchmarks/bench_gain_v2.py data                 # datasets/gain_v2: LMDBs, validation crops, corpus.json
+    python benchmarks/bench_gain_v2.py labels               # PAN's output on every training LR (teacher-label store)
+    python benchmarks/bench_gain_v2.py pilot                # convergence pilot (validation only)
+    python benchmarks/bench_gain_v2.py run --jobs 2 --bench-root DIR   # the protocol's runs, in its order
+    python benchmarks/bench_gain_v2.py report               # docs/RESULTS.md section "gain study v2"
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from os import path as osp
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import dukd_arch  # noqa: E402,F401
+from dukd_arch.ops import matlab_imresize_uint8  # noqa: E402
+from dukd_arch.utils.sr_data import bicubic_downsample, crop_positions, make_lmdb, modcrop, write_image  # noqa: E402
+
+DATA = 'datasets/gain_v2'
+RESULTS = 'benchmarks/results/gain_v2'
+BASE_OPT = 'options/gain_v2/train_student.yml'
+PHOTO_ROOT = 'datasets/photos'
+PHOTO_SETS = ('mate_nature', 'plasma_photos', 'lomiri_photos', 'lomiri2004_photos')
+BENCH_SETS = ('Set5', 'Set14', 'BSD68', 'Urban100')
+SCALE = 4
+LONG_SIDE = 2040           # DIV2K's HR images are 2040 px on their long side
+SUB_CROP, SUB_STEP = 480, 240  # BasicSR's extract_subimages.py for DIV2K (HR; LR = / 4)
+VAL_PHOTOS, SMALL_PHOTOS = 5, 2  # held out for validation; the data-scarce regime's training photos
+VAL_CROP = 256             # two HR crops per validation photo (the most textured, deterministic)
+SPLIT_SEED = 0
+
+CAPACITIES = {'17k': (16, 4), '70k': (32, 6)}  # SRVGGNetCompact (num_feat, num_conv)
+ROWS = {  # name: label; options/gain_v2/train_student_<name>.yml holds the row's settings
+    'scratch': 'scratch',
+    'kd': 'output KD',
+    'dukd_edsr': 'DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR)',
+    'dukd_no_zoom_out': 'DUKD, SwinIR x4 setting (zoom-in, LCR)',
+}
+REGIMES = {'full': 'train', 'small': 'train_small'}  # data regime: folder under DATA
+ITERS = {'17k': 2000, '70k': 2000}  # fixed by the convergence pilot, at most 2000 (docs/gain_protocol_v2.md, section 4)
+PILOT = (('70k', 4000), ('17k', 1000), ('17k', 2000), ('17k', 4000), ('70k', 1000), ('70k', 2000))  # longest first
+SEEDS = (0, 1, 2)
+
+
+def plan():
+    """The protocol's runs as (row, capacity, regime, seed), in the order they run: the deciding cell first."""
+    runs = []
+    for cap, regime in (('17k', 'full'), ('17k', 'small'), ('70k', 'full'), ('70k', 'small')):
+        runs += [(row, cap, regime, seed) for seed in SEEDS for row in ROWS]
+    return runs
+
+
+def make_run(row, cap, regime, seed, data_root=DATA, iters=None, teacher=None, prefix='gain2'):
+    from dukd_arch.demo.pipeline import Run
+    feat, conv = CAPACITIES[cap]
+    total = iters or ITERS[cap]
+    every = max(1, total // 20)
+    train = f'{data_root}/{REGIMES[regime]}'
+    changes = {
+        'manual_seed': seed, 'network_g:num_feat': feat, 'network_g:num_conv': conv,
+        'datasets:train:name': f'gain_v2_{regime}',
+        'datasets:train:dataroot_gt': f'{train}/HR.lmdb', 'datasets:train:dataroot_lq': f'{train}/LR_bicubic_X4.lmdb',
+        'datasets:val:dataroot_gt': f'{data_root}/val/HR', 'datasets:val:dataroot_lq': f'{data_root}/val/LR_bicubic/X4',
+        'train:total_iter': total, 'train:scheduler:periods': [total],
+        'val:val_freq': every, 'logger:print_freq': every, 'logger:save_checkpoint_freq': max(1, total // 6),
+    }
+    if row != 'scratch':
+        changes['datasets:train:dataroot_teacher'] = f'{train}/teacher_PAN_x4.lmdb'
+        changes['train:channels_last'] = True  # NHWC: PAN's 20-channel convolutions run 1.3x faster on CPU
+        if teacher:
+            changes['path:pretrain_network_t'] = teacher
+    name = f'{prefix}_{row}_{cap}_{regime}_s{seed}' + (f'_it{iters}' if iters else '')
+    return Run(f'{ROWS[row]} [{cap}, {regime}, seed {seed}]', f'options/gain_v2/train_student_{row}.yml', name, changes)
+
+
+# ------------------------------------------------------------------------------------------------- data
+def _photos():
+    """(set, name, path) of every corpus photo, each checked against its set's SHA256SUMS."""
+    from dukd_arch.weights import sha256_file
+    out = []
+    for photo_set in PHOTO_SETS:
+        folder = osp.join(PHOTO_ROOT, photo_set)
+        sums = osp.join(folder, 'SHA256SUMS')
+        if not osp.isfile(sums):
+            sys.exit(f'{folder} is missing: run `python scripts/fetch_photos.py --set corpus` first.')
+        for line in open(sums).read().split('\n'):
+            if line.strip():
+                digest, name = line.split()
+                path = osp.join(folder, name)
+                if sha256_file(path) != digest:
+                    sys.exit(f'{path} does not match {sums}: run `python scripts/fetch_photos.py --set corpus --force`.')
+                out.append((photo_set, name, path, digest))
+    return out
+
+
+def split(photos):
+    """Roles by one seeded permutation of the sorted names: 5 validation photos, the next 2 form the small
+    regime (a subset of the full one), the rest train."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(photos))
+    roles = {}
+    for rank, i in enumerate(order):
+        roles[photos[i][1]] = 'val' if rank < VAL_PHOTOS else 'small' if rank < VAL_PHOTOS + SMALL_PHOTOS else 'train'
+    return roles
+
+
+def reduce_to_div2k(img):
+    """MATLAB-bicubic reduction so the long side is 2040 px (DIV2K's), then a multiple of 4; smaller stays."""
+    long_side = max(img.shape[:2])
+    if long_side > LONG_SIDE:
+        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        img = matlab_imresize_uint8(t, LONG_SIDE / long_side).to(torch.uint8).numpy().transpose(1, 2, 0)
+    return modcrop(np.ascontiguousarray(img), SCALE)
+
+
+def _thumb(img):
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    t = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
+    return (t - t.mean()) / (t.std() + 1e-8)
+
+
+def overlap_with_benchmarks(images, bench_root):
+    """Largest thumbnail correlation between any corpus photo and any benchmark image (1.0 = the same picture)."""
+    bench = [p for s in BENCH_SETS for p in sorted(glob.glob(osp.join(bench_root, s, '**', '*.png'), recursive=True))]
+    if not bench:
+        return None
+    thumbs = np.stack([_thumb(cv2.imread(p)) for p in bench])
+    best = (-1.0, None, None)
+    for name, img in images:
+        corr = thumbs @ _thumb(img) / thumbs.shape[1]
+        i = int(corr.argmax())
+        if corr[i] > best[0]:
+            best = (float(corr[i]), name, osp.relpath(bench[i], bench_root))
+    return {'max_correlation': best[0], 'corpus_photo': best[1], 'benchmark_image': best[2], 'benchmark_images': len(bench)}
+
+
+def build_data(args):
+    photos = _photos()
+    roles = split(photos)
+    card = {'photos': [], 'scale': SCALE, 'sub_crop': SUB_CROP, 'sub_step': SUB_STEP, 'long_side': LONG_SIDE}
+    reduced = []
+    for regime_dir in ('train', 'train_small', 'val'):
+        for kind in ('HR', 'LR_bicubic/X4'):
+            os.makedirs(osp.join(args.data_root, regime_dir, 'folders', kind) if regime_dir != 'val'
+                        else osp.join(args.data_root, 'val', kind), exist_ok=True)
+    for photo_set, name, path, digest in tqdm(photos, desc='corpus photos', unit='photo'):
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        original = img.shape[:2]
+        img = reduce_to_div2k(img)
+        reduced.append((name, img))
+        lr, = bicubic_downsample([img], SCALE)
+        stem = osp.splitext(name)[0]
+        role = roles[name]
+        entry = {'set': photo_set, 'name': name, 'sha256': digest, 'original': list(original),
+                 'reduced': list(img.shape[:2]), 'role': role}
+        if role == 'val':
+            crops = _val_crops(img)
+            for k, (top, left) in enumerate(crops):
+                write_image(osp.join(args.data_root, 'val', 'HR', f'{stem}_{k}.png'),
+                            img[top:top + VAL_CROP, left:left + VAL_CROP])
+                t, l, c = top // SCALE, left // SCALE, VAL_CROP // SCALE
+                write_image(osp.join(args.data_root, 'val', 'LR_bicubic/X4', f'{stem}_{k}.png'), lr[t:t + c, l:l + c])
+            entry['val_crops'] = len(crops)
+        else:
+            count = 0
+            for top in crop_positions(img.shape[0], SUB_CROP, SUB_STEP, 0):
+                for left in crop_positions(img.shape[1], SUB_CROP, SUB_STEP, 0):
+                    count += 1
+                    out = f'{stem}_s{count:03d}.png'
+                    hr_crop = img[top:top + SUB_CROP, left:left + SUB_CROP]
+                    t, l, c = top // SCALE, left // SCALE, SUB_CROP // SCALE
+                    for regime_dir in ('train', 'train_small') if role == 'small' else ('train', ):
+                        base = osp.join(args.data_root, regime_dir, 'folders')
+                        write_image(osp.join(base, 'HR', out), hr_crop)
+                        write_image(osp.join(base, 'LR_bicubic/X4', out), lr[t:t + c, l:l + c])
+            entry['sub_images'] = count
+        card['photos'].append(entry)
+    for regime_dir in ('train', 'train_small'):
+        base = osp.join(args.data_root, regime_dir)
+        make_lmdb(osp.join(base, 'folders', 'HR'), osp.join(base, 'HR.lmdb'), overwrite=True, quiet=True)
+        make_lmdb(osp.join(base, 'folders', 'LR_bicubic/X4'), osp.join(base, 'LR_bicubic_X4.lmdb'), overwrite=True,
+                  quiet=True)
+    card['overlap_with_benchmarks'] = overlap_with_benchmarks(reduced, args.bench_root) if args.bench_root else None
+    for role in ('train', 'small', 'val'):
+        card[f'{role}_photos'] = sum(p['role'] == role for p in card['photos'])
+    card['sub_images_full'] = sum(p.get('sub_images', 0) for p in card['photos'])
+    card['sub_images_small'] = sum(p.get('sub_images', 0) for p in card['photos'] if p['role'] == 'small')
+    card['val_images'] = sum(p.get('val_crops', 0) for p in card['photos'])
+    os.makedirs(args.results, exist_ok=True)
+    with open(osp.join(args.results, 'corpus.json'), 'w') as f:
+        json.dump(card, f, indent=1)
+    print(f"[gain v2] corpus: {card['train_photos'] + card['small_photos']} training photos "
+          f"({card['sub_images_full']} sub-images of {SUB_CROP} px; small regime: {card['small_photos']} photos, "
+          f"{card['sub_images_small']} sub-images), {card['val_photos']} validation photos ({card['val_images']} crops)"
+          + (f"; max thumbnail correlation with the benchmarks {card['overlap_with_benchmarks']['max_correlation']:.2f}"
+             if card['overlap_with_benchmarks'] else ''))
+
+
+def _val_crops(img):
+    """The two most textured VAL_CROP squares of a grid over the photo (deterministic)."""
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    cands = [(float(grey[t:t + VAL_CROP, l:l + VAL_CROP].std()), t, l)
+             for t in crop_positions(img.shape[0], VAL_CROP, VAL_CROP, 0)
+             for l in crop_positions(img.shape[1], VAL_CROP, VAL_CROP, 0)]
+    return [(t, l) for _, t, l in sorted(cands, reverse=True)[:2]]
+
+
+# ------------------------------------------------------------------------------------------- training
+_SETS = {}
+
+
+def benchmark_sets(bench_root):
+    """The four benchmark sets, read once per process (HR cropped to x4, MATLAB-bicubic LR)."""
+    from dukd_arch.benchmark import read_set
+    if not _SETS:
+        for name in BENCH_SETS:
+            folder = osp.join(bench_root, name)
+            if not osp.isdir(folder):
+                sys.exit(f'--bench-root {bench_root}: no {name}/ (the four benchmark sets are needed to score runs)')
+            _SETS[name] = read_set(folder, SCALE)
+    return [_SETS[n] for n in BENCH_SETS]
+
+
+def score(run, bench_root, threads):
+    """The run's EMA weights on the four benchmarks: per-image Y-PSNR / SSIM (the one scoring of this run)."""
+    from dukd_arch.benchmark import load_model, score_model, summarise
+    torch.set_num_threads(threads or 1)
+    up = load_model(run.weights, run.option_file(), device='cpu')
+    rows, _, _, _ = score_model(up, benchmark_sets(bench_root), SCALE, run.name)
+    return {'sets': summarise(rows, BENCH_SETS),
+            'images': {f"{r['set']}/{r['image']}": [round(r['psnr'], 5), round(r['ssim'], 6)] for r in rows}}
+
+
+def train_and_score(spec, args, lock, pilot=False):
+    from bench_gain import convergence, git_commit
+    from dukd_arch.demo import pipeline
+    row, cap, regime, seed = spec[:4]
+    run = make_run(row, cap, regime, seed, args.data_root, spec[4] if pilot else None, args.teacher,
+                   'gain2pilot' if pilot else 'gain2')
+    out = osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
+    if osp.isfile(out):
+        with open(out) as f:
+            return json.load(f)
+    log_dir = osp.join('experiments', '_gain_v2_logs')
+    os.makedirs(log_dir, exist_ok=True)
+    seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=args.jobs == 1)
+    curve = pipeline.curve(run)
+    total = run.total_iter()
+    gain = convergence(curve, total)
+    result = {'name': run.name, 'row': row, 'capacity': cap, 'regime': regime, 'seed': seed, 'iters': total,
+              'val_curve': curve, 'val_psnr': curve[-1][1] if curve else None, 'val_gain_last20': gain,
+              'converged': gain is not None and gain < 0.01, 'train_seconds': seconds, 'threads': args.threads,
+              'machine': f'{platform.platform()}, {os.cpu_count()} CPUs', 'commit': git_commit(),
+              'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
+    if not pilot:
+        result['test'] = score(run, args.bench_root, args.threads)
+    with lock:
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        with open(out + '.tmp', 'w') as f:
+            json.dump(result, f, indent=1)
+        os.replace(out + '.tmp', out)
+        test = ''.join(f", {k} {v['psnr']:.3f}" for k, v in result.get('test', {}).get('sets', {}).items())
+        print(f"[gain v2] done {run.name}: val {result['val_psnr']} dB (last-20 % gain {gain:+.3f}){test}", flush=True)
+    return result
+
+
+def execute(specs, args, pilot=False):
+    lock = threading.Lock()
+    if not pilot and not args.bench_root:
+        sys.exit('run: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/) to score the runs')
+    if not pilot:
+        benchmark_sets(args.bench_root)  # fail before any training when a set is missing
+    print(f'[gain v2] {len(specs)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        return list(pool.map(lambda spec: train_and_score(spec, args, lock, pilot), specs))
+
+
+def labels(args):
+    """PAN's output on every training LR image of both regimes (resumable: finished labels are kept)."""
+    import subprocess
+    full = osp.join(args.data_root, 'train', 'teacher_PAN_x4.lmdb')
+    cmd = [sys.executable, '-m', 'dukd_arch.teacher_labels', '-opt', 'options/gain_v2/train_student_kd.yml',
+           '--out', full]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))  # one thread per process beats oversubscription
+    subprocess.run(cmd, check=True, env=env)
+    small = osp.join(args.data_root, 'train_small', 'teacher_PAN_x4.lmdb')
+    subprocess.run([sys.executable, '-m', 'dukd_arch.teacher_labels', '-opt', _small_options(args), '--out', small],
+                   check=True, env=env)
+
+
+def _small_options(args):
+    import yaml
+    with open('options/gain_v2/train_student_kd.yml') as f:
+        opt = yaml.safe_load(f)
+    base = f'{args.data_root}/train_small'
+    opt['datasets']['train'].update(dataroot_gt=f'{base}/HR.lmdb', dataroot_lq=f'{base}/LR_bicubic_X4.lmdb',
+                                    dataroot_teacher=f'{base}/teacher_PAN_x4.lmdb')
+    path = osp.join('experiments', '_derived_options', 'gain_v2_labels_small.yml')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- args
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'report'))
+    p.add_argument('--data-root', default=DATA)
+    p.add_argument('--results', default=RESULTS)
+    p.add_argument('--bench-root', default=None, help='folder holding Set5/ Set14/ BSD68/ Urban100/ (HR images)')
+    p.add_argument('--teacher', default=None, help='PAN x4 checkpoint (default: the option file\'s)')
+    p.add_argument('--jobs', type=int, default=2)
+    p.add_argument('--threads', type=int, default=1)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.chdir(ROOT)
+    if args.command == 'data':
+        build_data(args)
+    elif args.command == 'labels':
+        labels(args)
+    elif args.command == 'pilot':
+        execute([('scratch', cap, 'full', 0, iters) for cap, iters in PILOT], args, pilot=True)
+    elif args.command == 'run':
+        execute(plan(), args)
+    else:
+        report(args)
+
+
+if __name__ == '__main__':
+    main()
