@@ -325,6 +325,146 @@ def _small_options(args):
     return path
 
 
+# ----------------------------------------------------------------------------------------------- report
+COMPARISONS = (('dukd_edsr', 'kd'), ('dukd_no_zoom_out', 'kd'), ('dukd_edsr', 'dukd_no_zoom_out'), ('kd', 'scratch'),
+               ('dukd_edsr', 'scratch'))
+ALL = 'all 187'
+
+
+def load(results_dir):
+    out = []
+    for path in sorted(glob.glob(osp.join(results_dir, 'gain2_*.json'))):
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
+def set_score(result, set_name):
+    """A run's mean Y-PSNR on one set, or over every benchmark image (``ALL``)."""
+    if set_name == ALL:
+        return float(np.mean([v[0] for v in result['test']['images'].values()]))
+    return result['test']['sets'][set_name]['psnr']
+
+
+def paired(results, cap, regime, a, b, set_name):
+    by = {(r['row'], r['seed']): set_score(r, set_name) for r in results
+          if r['capacity'] == cap and r['regime'] == regime and 'test' in r}
+    return [by[(a, s)] - by[(b, s)] for (row, s) in sorted(by) if row == a and (b, s) in by]
+
+
+def cell_tables(results, cap, regime):
+    from dukd_arch.demo.gain_study import fmt_interval
+    cols = BENCH_SETS + (ALL, )
+    lines = ['| row | ' + ' | '.join(f'{s} PSNR / SSIM' for s in BENCH_SETS) + f' | {ALL} PSNR | seeds | converged |',
+             '|---|' + '---|' * (len(BENCH_SETS) + 3)]
+    for row, label in ROWS.items():
+        rs = [r for r in results if (r['row'], r['capacity'], r['regime']) == (row, cap, regime) and 'test' in r]
+        if not rs:
+            continue
+        cells = []
+        for s in cols:
+            ps = [set_score(r, s) for r in rs]
+            sd = f' ± {np.std(ps, ddof=1):.3f}' if len(ps) > 1 else ''
+            ssim = '' if s == ALL else f" / {np.mean([r['test']['sets'][s]['ssim'] for r in rs]):.4f}"
+            cells.append(f'{np.mean(ps):.3f}{sd}{ssim}')
+        lines.append(f'| {label} | ' + ' | '.join(cells) + f" | {len(rs)} | {sum(r['converged'] for r in rs)}/{len(rs)} |")
+    lines += ['', '| paired by seed: mean [95 % t-interval] (dB) | ' + ' | '.join(cols) + ' |',
+              '|---|' + '---|' * len(cols)]
+    for a, b in COMPARISONS:
+        if paired(results, cap, regime, a, b, ALL):
+            lines.append(f'| {ROWS[a]} − {ROWS[b]} | ' +
+                         ' | '.join(fmt_interval(paired(results, cap, regime, a, b, s)) for s in cols) + ' |')
+    return lines
+
+
+def headline(results):
+    """One sentence on the deciding cell (17k, full corpus), or how far it is."""
+    from dukd_arch.demo.gain_study import t_interval
+    diffs = paired(results, '17k', 'full', 'dukd_edsr', 'kd', ALL)
+    if not diffs:
+        return 'Study v2 (public PAN teacher, Set5/Set14/BSD68/Urban100): no scored pair in its deciding cell yet.'
+    mean, half = t_interval(diffs)
+    interval = f' [{mean - half:+.2f}, {mean + half:+.2f}]' if half is not None else ''
+    verdict = ('' if half is None else ', above 0' if mean - half > 0 else ', below 0' if mean + half < 0
+               else ', which includes 0')
+    return (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch 48; '
+            f'{len(diffs)} of 3 seeds): DUKD with the published EDSR x4 setting minus output KD scores '
+            f'{mean:+.2f} dB{interval} (95 % t-interval{verdict}) over the 187 images of Set5, Set14, BSD68 and '
+            'Urban100.')
+
+
+def plot(results, out_dir):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from dukd_arch.demo.gain_study import t_interval
+    paths = []
+    cols = BENCH_SETS + (ALL, )
+    for regime in REGIMES:
+        caps = [c for c in CAPACITIES if paired(results, c, regime, 'kd', 'scratch', ALL)]
+        if not caps:
+            continue
+        fig, axes = plt.subplots(1, len(caps), figsize=(5.5 * len(caps), 3.6), squeeze=False)
+        for ax, cap in zip(axes[0], caps):
+            for k, ((a, b), colour) in enumerate(zip(COMPARISONS, ('C0', 'C2', 'C3', 'C1', 'C4'))):
+                xs, ms, hs = [], [], []
+                for i, s in enumerate(cols):
+                    d = paired(results, cap, regime, a, b, s)
+                    if d:
+                        m, h = t_interval(d)
+                        xs.append(i + (k - 2) * 0.1)
+                        ms.append(m)
+                        hs.append(h or 0.0)
+                if xs:
+                    ax.errorbar(xs, ms, yerr=hs, fmt='o', color=colour, capsize=3, label=f'{ROWS[a]} − {ROWS[b]}')
+            ax.axhline(0, color='grey', lw=0.8)
+            ax.set_xticks(range(len(cols)))
+            ax.set_xticklabels(cols)
+            ax.set_title(f'{cap} student, {regime} corpus', fontsize=9)
+            ax.set_ylabel('Y-PSNR difference (dB)')
+            ax.legend(fontsize=6)
+        fig.suptitle('study v2, paired by seed: mean and 95 % t-interval', fontsize=8)
+        fig.tight_layout()
+        path = osp.join(out_dir, f'gain_v2_{regime}.png')
+        os.makedirs(out_dir, exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def pilot_lines(results_dir):
+    rs = load(results_dir)
+    if not rs:
+        return ['Pilot: not run yet.']
+    lines = ['| capacity | iterations | val PSNR (dB) | last-20 % gain | train seconds |', '|---|---|---|---|---|']
+    for r in sorted(rs, key=lambda r: (r['capacity'], r['iters'])):
+        lines.append(f"| {r['capacity']} | {r['iters']} | {r['val_psnr']:.3f} | {r['val_gain_last20']:+.3f} | "
+                     f"{r['train_seconds'] or 0:.0f} |")
+    return lines
+
+
+def report(args):
+    from bench_gain import write_between
+    results = load(args.results)
+    planned = {make_run(*spec).name for spec in plan()}
+    done = planned & {r['name'] for r in results}
+    lines = [f'Generated by `python benchmarks/bench_gain_v2.py report` from `{args.results}/`: {len(done)} of the '
+             f'protocol\'s {len(planned)} runs done ([protocol](gain_protocol_v2.md)).', '', headline(results), '',
+             '**Convergence pilot** (scratch, seed 0, full corpus; validation crops):', ''] + \
+        pilot_lines(args.results + '_pilot') + ['']
+    for cap in CAPACITIES:
+        for regime in REGIMES:
+            if any(r['capacity'] == cap and r['regime'] == regime for r in results):
+                lines += [f'**{cap} student, {regime} corpus** (Y-PSNR / SSIM, border 4, EMA weights; mean ± std '
+                          'over seeds):', ''] + cell_tables(results, cap, regime) + ['']
+    for path in plot(results, 'docs/img'):
+        lines += [f'![{osp.basename(path)}](img/{osp.basename(path)})', '']
+    write_between('docs/RESULTS.md', 'gain-v2', '\n' + '\n'.join(lines) + '\n')
+    write_between('README.md', 'gain-v2-headline', headline(results))
+    print('\n'.join(lines))
+
+
 # ------------------------------------------------------------------------------------------------- args
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

@@ -1,0 +1,77 @@
+"""Study v2 (docs/gain_protocol_v2.md): its runs' options, its corpus split and its statistics."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+
+import bench_gain_v2 as v2  # noqa: E402
+from dukd_arch.options import validate_options  # noqa: E402
+
+
+def test_every_planned_run_has_valid_options_in_the_published_shape(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    specs = v2.plan()
+    assert len(specs) == 48 and specs[:12] == [(row, '17k', 'full', s) for s in (0, 1, 2) for row in v2.ROWS]
+    for row, cap, regime, seed in specs:
+        opt = v2.make_run(row, cap, regime, seed).options()
+        validate_options(opt, source=f'{row} {cap} {regime}')
+        train = opt['datasets']['train']
+        assert (train['gt_size'], train['batch_size_per_gpu'], opt['train']['ema_decay']) == (192, 16, 0.999)
+        assert opt['manual_seed'] == seed and opt['train']['total_iter'] == v2.ITERS[cap]
+        assert opt['network_g']['num_feat'] == v2.CAPACITIES[cap][0]
+        assert train['dataroot_gt'].startswith(f'datasets/gain_v2/{v2.REGIMES[regime]}/')
+        if row == 'scratch':
+            assert 'network_t' not in opt and 'dataroot_teacher' not in train
+        else:
+            assert opt['network_t']['type'] == 'PAN'
+            assert train['dataroot_teacher'] == f'datasets/gain_v2/{v2.REGIMES[regime]}/teacher_PAN_x4.lmdb'
+    dukd = v2.make_run('dukd_edsr', '17k', 'full', 0).options()['train']
+    plain = v2.make_run('dukd_no_zoom_out', '17k', 'full', 0).options()['train']
+    assert dukd['pixel_opt']['loss_weight'] == plain['pixel_opt']['loss_weight'] == 5.0
+    assert dukd['dukd_opt']['zoom_out'] and plain['dukd_opt']['zoom_out'] is False
+    assert {k: v for k, v in dukd['dukd_opt'].items() if k != 'zoom_out'} == \
+        {k: v for k, v in plain['dukd_opt'].items() if k != 'zoom_out'}  # they differ in zoom-out only
+
+
+def test_split_is_fixed_and_disjoint():
+    photos = [('s', f'p{i:02d}.jpg', '', '') for i in range(37)]
+    roles = v2.split(photos)
+    assert roles == v2.split(photos)
+    counts = {r: list(roles.values()).count(r) for r in ('val', 'small', 'train')}
+    assert counts == {'val': 5, 'small': 2, 'train': 30}
+
+
+def test_reduce_to_div2k_size():
+    img = np.random.default_rng(0).integers(0, 256, (1275, 2553, 3), dtype=np.uint8)
+    out = v2.reduce_to_div2k(img)
+    assert out.dtype == np.uint8 and max(out.shape[:2]) <= 2040 and out.shape[0] % 4 == out.shape[1] % 4 == 0
+    small = img[:403, :601]
+    assert v2.reduce_to_div2k(small).shape == (400, 600, 3)  # smaller photos are only cropped to x4
+
+
+def _fake(row, seed, offset, cap='17k', regime='full'):
+    images = {f'{s}/im{i}': [30.0 + offset + 0.01 * i, 0.8] for s in v2.BENCH_SETS for i in range(3)}
+    sets = {s: {'psnr': 30.0 + offset + 0.01, 'ssim': 0.8} for s in v2.BENCH_SETS}
+    return {'name': f'gain2_{row}_{cap}_{regime}_s{seed}', 'row': row, 'capacity': cap, 'regime': regime,
+            'seed': seed, 'iters': 2000, 'converged': True, 'val_psnr': 30.0, 'test': {'sets': sets, 'images': images}}
+
+
+def test_paired_differences_and_headline(tmp_path):
+    gains = {0: 0.10, 1: 0.20, 2: 0.30}
+    results = [_fake('kd', s, 0.0) for s in gains] + [_fake('dukd_edsr', s, g) for s, g in gains.items()]
+    assert v2.paired(results, '17k', 'full', 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([0.1, 0.2, 0.3])
+    assert v2.paired(results, '17k', 'small', 'dukd_edsr', 'kd', v2.ALL) == []
+    sentence = v2.headline(results)
+    # mean 0.20, t(0.975, 2) = 4.303, sd 0.1 / sqrt(3): half-width 0.248
+    assert '+0.20 dB [-0.05, +0.45]' in sentence and 'which includes 0' in sentence and '3 of 3 seeds' in sentence
+    table = '\n'.join(v2.cell_tables(results, '17k', 'full'))
+    assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | +0.200 [-0.048, +0.448] (n=3)' in table
+    for r in results:
+        with open(tmp_path / f"{r['name']}.json", 'w') as f:
+            json.dump(r, f)
+    assert len(v2.load(str(tmp_path))) == 6
