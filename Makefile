@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install test demo bench bench-quality study study-report study-diagnostics
+.PHONY: install test demo bench bench-quality study study-report study-diagnostics study-v2 study-v2-report
 install:
 	$(PYTHON) -m pip install -q $(TORCH_SPEC)
 	$(PYTHON) -m pip install -q -e '.[test,demo,teachers,export]'
@@ -43,3 +43,17 @@ study-report:
 # post-hoc diagnostics of the finished runs (needs their weights under experiments/): docs/RESULTS.md section 0
 study-diagnostics:
 	$(PYTHON) benchmarks/gain_diagnostics.py
+
+# gain study v2 (docs/gain_protocol_v2.md): 37 Debian photographs, the public PAN x4 teacher (PAN_CKPT), scored on
+# the four benchmark sets under BENCH_ROOT (Set5/ Set14/ BSD68/ Urban100/); about 30 hours on a 2-core CPU, resumable
+PAN_CKPT ?= ../shared/data/teachers/PANx4_DF2K.pth
+BENCH_ROOT ?= datasets/benchmarks
+study-v2:
+	$(PYTHON) scripts/fetch_photos.py --set corpus
+	$(PYTHON) benchmarks/bench_gain_v2.py data --bench-root $(BENCH_ROOT)
+	$(PYTHON) benchmarks/bench_gain_v2.py labels --teacher $(PAN_CKPT)
+	$(PYTHON) benchmarks/bench_gain_v2.py pilot --jobs 2 --threads 1
+	$(PYTHON) benchmarks/bench_gain_v2.py run --jobs 2 --threads 1 --teacher $(PAN_CKPT) --bench-root $(BENCH_ROOT)
+
+study-v2-report:
+	$(PYTHON) benchmarks/bench_gain_v2.py report

@@ -301,28 +301,10 @@ def execute(specs, args, pilot=False):
 def labels(args):
     """PAN's output on every training LR image of both regimes (resumable: finished labels are kept)."""
     import subprocess
-    full = osp.join(args.data_root, 'train', 'teacher_PAN_x4.lmdb')
-    cmd = [sys.executable, '-m', 'dukd_arch.teacher_labels', '-opt', 'options/gain_v2/train_student_kd.yml',
-           '--out', full]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))  # one thread per process beats oversubscription
-    subprocess.run(cmd, check=True, env=env)
-    small = osp.join(args.data_root, 'train_small', 'teacher_PAN_x4.lmdb')
-    subprocess.run([sys.executable, '-m', 'dukd_arch.teacher_labels', '-opt', _small_options(args), '--out', small],
-                   check=True, env=env)
-
-
-def _small_options(args):
-    import yaml
-    with open('options/gain_v2/train_student_kd.yml') as f:
-        opt = yaml.safe_load(f)
-    base = f'{args.data_root}/train_small'
-    opt['datasets']['train'].update(dataroot_gt=f'{base}/HR.lmdb', dataroot_lq=f'{base}/LR_bicubic_X4.lmdb',
-                                    dataroot_teacher=f'{base}/teacher_PAN_x4.lmdb')
-    path = osp.join('experiments', '_derived_options', 'gain_v2_labels_small.yml')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
-    return path
+    for regime in REGIMES:
+        opt = make_run('kd', '17k', regime, 0, args.data_root, teacher=args.teacher).option_file()
+        subprocess.run([sys.executable, '-m', 'dukd_arch.teacher_labels', '-opt', opt], check=True, env=env)
 
 
 # ----------------------------------------------------------------------------------------------- report
