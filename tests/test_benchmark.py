@@ -131,3 +131,20 @@ def test_public_pan_teacher_reproduces_its_published_table(tmp_path):
     for name, (psnr, ssim) in PAN_PUBLISHED.items():
         assert abs(model['sets'][name]['psnr'] - psnr) < 0.05, name
         assert abs(model['sets'][name]['ssim'] - ssim) < 0.002, name
+
+
+def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path):
+    """``--network "{type: AutoTeacher}"``: spandrel builds the network from the file; same output as BasicSR's."""
+    pytest.importorskip('spandrel')
+    from basicsr.archs.srvgg_arch import SRVGGNetCompact
+    torch.manual_seed(0)
+    torch.save({'params': SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4).state_dict()}, tmp_path / 'c.pth')
+    out = tmp_path / 'r.md'
+    rc = benchmark_main(['--checkpoint', str(tmp_path / 'c.pth'), '--network', '{type: AutoTeacher, scale: 4}',
+                         '--name', 'auto', '--checkpoint', str(tmp_path / 'c.pth'), '--name', 'basicsr', '--network',
+                         '{type: SRVGGNetCompact_basicsr, num_feat: 8, num_conv: 2, upscale: 4}', '--reference',
+                         'basicsr', '--sets', _tiny_set(tmp_path / 'SetA', n=1), '--scale', '4', '--device', 'cpu',
+                         '--out', str(out)])
+    assert rc == 0
+    auto = json.loads((tmp_path / 'r.json').read_text())['models'][0]
+    assert auto['name'] == 'auto' and auto['sets']['SetA']['psnr_to_reference'] == float('inf')
