@@ -74,7 +74,7 @@ def label_differences(opt_file: str, patches_per_image: int = 4, lr_patch: int =
     from dukd_arch.card import load_options
     from dukd_arch.ops import DIHEDRAL_TRANSFORMS, forward_padded, transform
     from dukd_arch.utils.label_store import decode_label, lmdb_meta_sizes
-    from dukd_arch.utils.teacher import build_teacher, window_multiple
+    from dukd_arch.archs.teacher import build_teacher, window_multiple
 
     opt = load_options(opt_file)
     scale = int(opt['scale'])
@@ -141,7 +141,7 @@ def store_estimate(pair: str = 'edsr_x4', lr_size: int = 24, repeats: int = 3) -
     from dukd_arch.ops import forward_padded
     from dukd_arch.utils.label_store import lmdb_meta_sizes
     from dukd_arch.utils.sr_data import crop_positions
-    from dukd_arch.utils.teacher import freeze, window_multiple
+    from dukd_arch.archs.teacher import freeze, window_multiple
 
     client = FileClient('lmdb', db_paths=[STORE], client_keys=['t'])
     raw = level9 = 0

@@ -26,8 +26,8 @@ from .registry import registered_as
 from .utils.model_card import (count_flops, count_parameters, evaluate, measure_latency, render_card,  # noqa: F401
                                write_model_card)
 from .utils.options_file import load_options
-from .utils.student import load_student
-from .utils.teacher import build_teacher, freeze
+from .io.network import load_student
+from .archs.teacher import build_teacher, freeze
 
 
 def _default_device() -> str:

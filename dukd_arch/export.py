@@ -29,8 +29,8 @@ import torch
 
 from basicsr.archs import build_network
 
-from .utils.student import load_student
-from .utils.teacher import window_multiple
+from .io.network import load_student
+from .archs.teacher import window_multiple
 
 INPUT, OUTPUT = 'lr', 'sr'
 

@@ -28,7 +28,7 @@ from .utils.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_labe
                                 lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, sha256_file,
                                 teacher_checkpoint, write_manifest)
 from .utils.precision import autocast
-from .utils.teacher import build_teacher, probe_scale, window_multiple
+from .archs.teacher import build_teacher, probe_scale, window_multiple
 
 TILE_TOLERANCE = 1 / MAX_16BIT
 

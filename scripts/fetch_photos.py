@@ -17,7 +17,7 @@ import tempfile
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's dukd_arch first
-from dukd_arch.weights import sha256_file as sha256  # noqa: E402
+from dukd_arch.io.shipped import sha256_file as sha256  # noqa: E402
 
 PACKAGE = 'mate-backgrounds'
 MEMBER_DIR = 'usr/share/backgrounds/mate/nature'

@@ -18,7 +18,7 @@ from dukd_arch.losses.fakd_loss import spatial_affinity
 from dukd_arch.models.feature_kd_model import build_feature_terms
 from dukd_arch.losses.rkd_loss import _gram, pairwise_distances, triplet_cosines
 from dukd_arch.ops import forward_padded
-from dukd_arch.utils.checkpoint import read_checkpoint
+from dukd_arch.io.checkpoint import read_checkpoint
 from dukd_arch.losses.feature_taps import (FeatureTaps, UnknownLayerError, default_layer_map, parse_layer_map,
                                           probe_feature_shapes)
 

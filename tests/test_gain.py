@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-import dukd_arch.weights as shipped
+import dukd_arch.io.shipped as shipped
 from dukd_arch.ops import matlab_imresize
-from dukd_arch.utils.checkpoint import read_checkpoint
-from dukd_arch.utils.teacher import build_teacher
+from dukd_arch.io.checkpoint import read_checkpoint
+from dukd_arch.archs.teacher import build_teacher
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 TEACHER = 'reference_teacher_x4.safetensors'

@@ -15,7 +15,7 @@ from basicsr.models import build_model
 from basicsr.utils import USMSharp as BasicsrUSMSharp
 from conftest import make_opt, smooth_image
 from dukd_arch.ops import zoom_in
-from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
+from dukd_arch.io.checkpoint import extract_state_dict, read_checkpoint
 from dukd_arch.data.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
                                          TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels, seeded)
 

@@ -17,7 +17,7 @@ from ..data.upcycling_paired_image_dataset import UpcyclingPairedImageDataset
 from ..ops import apply_augmentations, invert_augmentations, padding_needed, sample_augmentations, zoom_in, zoom_out
 from ..utils.dukd_options import parse_dukd_options
 from ..registry import registered_as
-from ..utils.teacher import window_multiple
+from ..archs.teacher import window_multiple
 from .kd_model import KDModel
 
 

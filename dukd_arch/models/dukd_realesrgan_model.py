@@ -20,7 +20,7 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..utils.teacher import load_weights
+from ..io.network import load_weights
 from .dukd_realesrnet_model import DUKDRealESRNetModel
 
 

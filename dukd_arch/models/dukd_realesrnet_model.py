@@ -25,7 +25,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
 from ..data.degradation import SecondOrderDegradation, TrainingPairQueue, USMSharp, paired_random_crop
-from ..utils.student import load_network_safely
+from ..io.network import load_network_safely
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
 

@@ -35,7 +35,7 @@ from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 from ..ops import forward_padded
 from ..losses.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
-from ..utils.teacher import window_multiple
+from ..archs.teacher import window_multiple
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
 

@@ -13,14 +13,14 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..data.fitting_images import ImagesThatFit
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
-from ..utils.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
+from ..io.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
 from ..utils.grad_sync import average_gradients_across_ranks
 from ..utils.label_store import check_run_store
 from ..utils.model_card import write_model_card
 from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..utils.rng import gather_rng_states, restore_rng_states
-from ..utils.student import load_network_safely
-from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
+from ..io.network import load_network_safely, load_weights
+from ..archs.teacher import build_teacher, probe_scale, window_multiple
 
 NONFINITE_POLICIES = ('error', 'skip')
 MAX_CONSECUTIVE_SKIPS = 20

@@ -12,7 +12,7 @@ import sys
 MOVED = {
     'degradation': 'dukd_arch.data.degradation',
     'feature_taps': 'dukd_arch.losses.feature_taps',
-    'rcan_convert': 'dukd_arch.archs.rcan_convert',
+    'rcan_convert': 'dukd_arch.io.rcan_convert',
     'quant_export': 'dukd_arch.archs.quant_export',
 }
 

@@ -20,7 +20,7 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
 from ..ops import forward_padded
-from .teacher import window_multiple
+from ..archs.teacher import window_multiple
 
 
 def count_parameters(net: torch.nn.Module) -> int:
