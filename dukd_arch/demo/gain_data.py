@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..ops import matlab_imresize
-from ..utils.sr_data import bicubic_downsample, extract_subimages, make_lmdb, modcrop, write_image
+from ..data.sr_data import bicubic_downsample, extract_subimages, make_lmdb, modcrop, write_image
 from .data import DEFAULTS, build_demo_set
 
 NATURE_TEACHER = ('Aqua', 'Blinds', 'FreshFlower', 'Garden', 'GreenMeadow', 'Storm')
