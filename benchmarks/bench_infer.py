@@ -46,7 +46,7 @@ def run_config(args) -> dict:
     import numpy as np
     import torch
     torch.set_num_threads(args.threads)
-    from dukd_arch.utils.upsampler import StudentUpsampler
+    from dukd_arch.upsampler import StudentUpsampler
     name = args.run
     tile = int(name.split('+')[0][4:]) if name.startswith('tile') else 0
     half = name.endswith('+fp16')
