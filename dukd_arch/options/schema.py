@@ -15,7 +15,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from ..ops import AUGMENTATION_OPS
-from ..utils.precision import parse_amp, parse_compile
+from ..training.precision import parse_amp, parse_compile
 from .spec import (ANY, BOOL, COUNT, NULL, NUMBER, STR, Either, ListOf, Section, Type, check, describe, one_of,
                    optional, signature_keys, suggestion)
 
