@@ -23,7 +23,7 @@ import yaml  # noqa: E402
 import dukd_arch  # noqa: E402,F401
 import dukd_arch.io.shipped as shipped  # noqa: E402
 from basicsr.archs import build_network  # noqa: E402
-from dukd_arch.utils.model_card import count_parameters, evaluate  # noqa: E402
+from dukd_arch.model_card import count_parameters, evaluate  # noqa: E402
 from dukd_arch.demo.pipeline import bicubic_baseline  # noqa: E402
 from dukd_arch.demo.runner import validation_curve  # noqa: E402
 from dukd_arch.export import save_safetensors  # noqa: E402

@@ -16,7 +16,7 @@ from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transf
 from ..io.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
 from ..training.grad_sync import average_gradients_across_ranks
 from ..data.label_store import check_run_store
-from ..utils.model_card import write_model_card
+from ..model_card import write_model_card
 from ..training.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..training.rng import gather_rng_states, restore_rng_states
 from ..io.network import load_network_safely, load_weights
