@@ -93,7 +93,7 @@ def main():
             import torch
             import dukd_arch  # noqa: F401
             from basicsr.archs import build_network
-            from dukd_arch.utils.options_file import load_options
+            from dukd_arch.options.file import load_options
             torch.manual_seed(0)
             net = build_network(dict(load_options(args.opt)['network_g']))
             args.checkpoint = os.path.join(workdir, 'random_student.pth')

@@ -25,7 +25,7 @@ from .archs.auto_teacher_arch import AutoTeacher
 from .registry import registered_as
 from .model_card import (count_flops, count_parameters, evaluate, measure_latency, render_card,  # noqa: F401
                                write_model_card)
-from .utils.options_file import load_options
+from .options.file import load_options
 from .io.network import load_student
 from .archs.teacher import build_teacher, freeze
 

@@ -28,7 +28,7 @@ import torch
 from basicsr.archs import build_network
 
 from .ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
-from .utils.options_file import load_options
+from .options.file import load_options
 from .io.checkpoint import safetensors_metadata
 from .io.network import load_student as _load_weights
 from .archs.teacher import window_multiple

@@ -130,7 +130,7 @@ def smoke_options(opt: dict, data_dir: str, iters: int = 4, batch: int = 4, teac
 
 
 def main(argv=None) -> int:
-    from dukd_arch.utils.options_file import load_options
+    from dukd_arch.options.file import load_options
     from basicsr.utils.options import ordered_yaml
     import yaml
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
