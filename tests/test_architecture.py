@@ -57,6 +57,17 @@ def imported_modules(module, source):
     return {name for name in out if name}
 
 
+@pytest.mark.parametrize('module, source, expected', [
+    ('dukd_arch.models.kd_model', 'from ..options import schema', {'dukd_arch.options.schema'}),
+    ('dukd_arch.models.kd_model', 'from ..options import OptionError', {'dukd_arch.options'}),
+    ('dukd_arch.models.dukd_model', 'from .dukd_options import parse_dukd_options', {'dukd_arch.models.dukd_options'}),
+    ('dukd_arch.io', 'from . import shipped', {'dukd_arch.io.shipped'}),
+    ('dukd_arch.compat', 'def f():\n    import dukd_arch.models.kd_model', {'dukd_arch.models.kd_model'}),
+])
+def test_imports_resolve_to_the_modules_they_name(module, source, expected):
+    assert imported_modules(module, source) == expected
+
+
 def checkpoint_reads(source):
     """``(line, what)`` for each call in ``source`` that reads a checkpoint file."""
     tree = ast.parse(source)
@@ -111,3 +122,69 @@ def test_every_checkpoint_read_goes_through_the_io_family():
                for line, what in checkpoint_reads(read_source(m))]
     assert not outside, 'checkpoint files are read only in dukd_arch/io/ (use its reader):\n' + '\n'.join(outside)
     assert checkpoint_reads(read_source(f'{PACKAGE}.io.checkpoint')), 'the io family itself reads checkpoints'
+
+
+def test_lower_layers_never_import_models_or_options():
+    bad = []
+    for module in sorted(MODULES):
+        if module.split('.')[1:2] and module.split('.')[1] in LOWER_LAYERS:
+            for name in imported_modules(module, read_source(module)):
+                if any(name == upper or name.startswith(upper + '.') for upper in UPPER):
+                    bad.append(f'{module} imports {name}')
+    assert not bad, 'a lower layer (ops, io, archs, losses, data, training) imports upward:\n' + '\n'.join(bad)
+
+
+def test_ops_has_no_basicsr_dependency():
+    bad = [f'{m} imports {name}' for m in sorted(MODULES) if m.startswith(f'{PACKAGE}.ops')
+           for name in imported_modules(m, read_source(m)) if name.split('.')[0] == 'basicsr']
+    assert not bad, '\n'.join(bad)
+
+
+def find_cycle(graph):
+    """One cycle of ``graph`` (``{node: set of nodes}``) as a list of nodes, or None."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = 'open'
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 'open':
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 'done'
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+    assert find_cycle({'a': {'b', 'c'}, 'b': {'c'}, 'c': set()}) is None
+
+
+def test_no_import_circle_among_the_package_modules():
+    # an import names its module only: the parent packages it also runs are no arrow of their own
+    graph = {m: {n for n in imported_modules(m, read_source(m)) if n in MODULES and n != m} for m in MODULES}
+    cycle = find_cycle(graph)
+    assert cycle is None, 'import circle: ' + ' -> '.join(cycle)
+
+
+def test_models_import_the_option_schema_only_when_they_run():
+    """The schema learns what each model reads from its ``option_families``, so importing a model never runs it."""
+    bad = []
+    for module in sorted(m for m in MODULES if m.startswith(f'{PACKAGE}.models')):
+        tree = ast.parse(read_source(module))
+        top_level = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                               type_ignores=[])
+        names = imported_modules(module, ast.unparse(top_level))
+        bad += [f'{module} imports {n}' for n in names if n == UPPER[1] or n.startswith(UPPER[1] + '.')]
+    assert not bad, '\n'.join(bad)

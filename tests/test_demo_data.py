@@ -127,7 +127,7 @@ def test_run_changes_go_into_a_derived_option_file(tmp_path, monkeypatch):
 def test_demo_option_files_agree_with_each_other():
     import yaml
 
-    from dukd_arch.utils.dukd_options import parse_dukd_options
+    from dukd_arch.models.dukd_options import parse_dukd_options
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options', 'demo')
 
     def load(name):

@@ -28,6 +28,8 @@ from .dukd_realesrnet_model import DUKDRealESRNetModel
 class DUKDRealESRGANModel(DUKDRealESRNetModel):
     """``DUKDRealESRNetModel`` + perceptual + GAN losses and a discriminator."""
 
+    option_families = ('gan', )
+
     PAIRED_L1_GT_USM = True  # RealESRGANModel: the pixel target is the sharpened GT unless l1_gt_usm is false
 
     def init_training_settings(self):

@@ -35,6 +35,8 @@ ZOOM_IN_SOURCES = ('degraded', 'clean')
 class RealWorldSynthesis:
     """Mixin for an SRModel subclass (needs ``self.scale``): LR synthesis, sharpened targets, training-pair queue."""
 
+    option_families = ('sr', 'realworld')
+
     PAIRED_L1_GT_USM = False  # pixel target of paired training without an explicit l1_gt_usm (BasicSR's choice)
 
     def _init_synthesis(self):
@@ -122,6 +124,8 @@ class KDRealESRNetModel(RealWorldSynthesis, KDModel):
 @MODEL_REGISTRY.register()
 class DUKDRealESRNetModel(RealWorldSynthesis, DUKDModel):
     """DUKD on Real-ESRNet's synthetic pairs (zoom-in from the GT, zoom-out from the degraded LR)."""
+
+    option_families = ('realworld_dukd', )
 
     def __init__(self, opt):
         super().__init__(opt)

@@ -142,6 +142,8 @@ def build_feature_terms(entries, student: nn.Module, teacher: nn.Module, device=
 class FeatureKDMixin:
     """Adds ``train.feature_kd_opt`` terms to a KDModel subclass's real-pair losses."""
 
+    option_families = ('feature', )
+
     # ------------------------------------------------------------------------------------------ setup
     def build_extra_modules(self):
         super().build_extra_modules()

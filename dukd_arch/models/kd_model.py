@@ -46,6 +46,9 @@ class KDModel(SRModel):
     eval mode under ``no_grad``, is never wrapped in DDP/DataParallel, never saved and never resumed.
     """
 
+    # the groups of option keys this class reads (FAMILY_KEYS in options/schema.py); subclasses add theirs
+    option_families = ('sr', 'kd')
+
     def __init__(self, opt):
         self.scale = int(opt['scale'])
         super().__init__(opt)
