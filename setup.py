@@ -17,7 +17,7 @@ setup(
         'tensorboard',
         'einops',
         'safetensors',
-        'scipy',  # t-intervals of the gain study (dukd_arch/demo/gain_study.py)
+        'scipy',  # t-intervals of the gain study (benchmarks/gain_study.py)
         'tqdm',
     ],
     extras_require={

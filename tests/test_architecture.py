@@ -8,6 +8,8 @@
 """
 import ast
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -188,3 +190,13 @@ def test_models_import_the_option_schema_only_when_they_run():
         names = imported_modules(module, ast.unparse(top_level))
         bad += [f'{module} imports {n}' for n in names if n == UPPER[1] or n.startswith(UPPER[1] + '.')]
     assert not bad, '\n'.join(bad)
+
+
+def test_the_gain_study_is_not_imported_by_the_package_or_training():
+    """benchmarks/gain_study.py and gain_data.py are the study's: importing dukd_arch or train.py never runs them."""
+    code = ('import runpy, sys; runpy.run_path("train.py", run_name="not_main"); '
+            'print(sorted(m for m in sys.modules if m.split(".")[-1] in ("gain_study", "gain_data")))')
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == '[]'
+    assert not [m for m in MODULES if m.split('.')[-1] in ('gain_study', 'gain_data')]
