@@ -5,7 +5,7 @@ setup(
     version='0.1.0',
     description='Data Upcycling Knowledge Distillation for image super-resolution (BasicSR extension)',
     packages=find_packages(include=['dukd_arch', 'dukd_arch.*']),
-    package_data={'dukd_arch.weights': ['*.safetensors', '*.md']},  # the shipped reference teacher
+    package_data={'dukd_arch': ['weights/*.safetensors', 'weights/*.md']},  # the shipped reference teacher
     python_requires='>=3.9',
     install_requires=[
         'basicsr==1.4.2',
@@ -17,7 +17,7 @@ setup(
         'tensorboard',
         'einops',
         'safetensors',
-        'scipy',  # t-intervals of the gain study (dukd_arch/demo/gain_study.py)
+        'scipy',  # t-intervals of the gain study (benchmarks/gain_study.py)
         'tqdm',
     ],
     extras_require={

@@ -34,7 +34,7 @@ from tqdm import tqdm  # noqa: E402
 import dukd_arch  # noqa: E402,F401
 from dukd_arch.demo import pipeline  # noqa: E402
 from dukd_arch.demo.pipeline import Run  # noqa: E402
-from dukd_arch.demo.gain_study import (CAPACITIES, ITERS, MAIN_ROWS, OPT_DIR, PHOTO_SETS, RESULTS,  # noqa: E402
+from gain_study import (CAPACITIES, ITERS, MAIN_ROWS, OPT_DIR, PHOTO_SETS, RESULTS,  # noqa: E402
                                       ROWS, fmt_interval, headline, load_results, make_run, paired, select_demo_cell,
                                       t_interval)
 from dukd_arch.demo.runner import final_metrics, python_cmd, run_logged  # noqa: E402
@@ -388,7 +388,7 @@ def main(argv=None):
     os.chdir(ROOT)
     os.environ.setdefault('PYTHONWARNINGS', 'ignore')
     if args.command == 'data':
-        from dukd_arch.demo.gain_data import build_gain_set
+        from gain_data import build_gain_set
         build_gain_set(args.data_root, args.photos_dir, args.demo_root)
         return
     if args.command == 'report':

@@ -38,7 +38,7 @@ from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401
 from dukd_arch.ops import matlab_imresize_uint8  # noqa: E402
-from dukd_arch.utils.sr_data import bicubic_downsample, crop_positions, make_lmdb, modcrop, write_image  # noqa: E402
+from dukd_arch.data.sr_data import bicubic_downsample, crop_positions, make_lmdb, modcrop, write_image  # noqa: E402
 
 DATA = 'datasets/gain_v2'
 RESULTS = 'benchmarks/results/gain_v2'
@@ -100,7 +100,7 @@ def make_run(row, cap, regime, seed, data_root=DATA, iters=None, teacher=None, p
 # ------------------------------------------------------------------------------------------------- data
 def _photos():
     """(set, name, path) of every corpus photo, each checked against its set's SHA256SUMS."""
-    from dukd_arch.weights import sha256_file
+    from dukd_arch.io.shipped import sha256_file
     out = []
     for photo_set in PHOTO_SETS:
         folder = osp.join(PHOTO_ROOT, photo_set)
@@ -335,7 +335,7 @@ def paired(results, cap, regime, a, b, set_name):
 
 
 def cell_tables(results, cap, regime):
-    from dukd_arch.demo.gain_study import fmt_interval
+    from gain_study import fmt_interval
     cols = BENCH_SETS + (ALL, )
     lines = ['| row | ' + ' | '.join(f'{s} PSNR / SSIM' for s in BENCH_SETS) + f' | {ALL} PSNR | seeds | converged |',
              '|---|' + '---|' * (len(BENCH_SETS) + 3)]
@@ -361,7 +361,7 @@ def cell_tables(results, cap, regime):
 
 def headline(results):
     """One sentence on the deciding cell (17k, full corpus), or how far it is."""
-    from dukd_arch.demo.gain_study import t_interval
+    from gain_study import t_interval
     diffs = paired(results, '17k', 'full', 'dukd_edsr', 'kd', ALL)
     if not diffs:
         return 'Study v2 (public PAN teacher, Set5/Set14/BSD68/Urban100): no scored pair in its deciding cell yet.'
@@ -379,7 +379,7 @@ def plot(results, out_dir):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from dukd_arch.demo.gain_study import t_interval
+    from gain_study import t_interval
     paths = []
     cols = BENCH_SETS + (ALL, )
     for regime in REGIMES:

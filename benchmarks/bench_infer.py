@@ -46,7 +46,7 @@ def run_config(args) -> dict:
     import numpy as np
     import torch
     torch.set_num_threads(args.threads)
-    from dukd_arch.utils.upsampler import StudentUpsampler
+    from dukd_arch.upsampler import StudentUpsampler
     name = args.run
     tile = int(name.split('+')[0][4:]) if name.startswith('tile') else 0
     half = name.endswith('+fp16')
@@ -93,7 +93,7 @@ def main():
             import torch
             import dukd_arch  # noqa: F401
             from basicsr.archs import build_network
-            from dukd_arch.utils.options_file import load_options
+            from dukd_arch.options.file import load_options
             torch.manual_seed(0)
             net = build_network(dict(load_options(args.opt)['network_g']))
             args.checkpoint = os.path.join(workdir, 'random_student.pth')

@@ -91,7 +91,7 @@ def count_macs(net, shape):
             macs[0] += output.numel() * module.in_features
 
     from dukd_arch.ops import forward_padded
-    from dukd_arch.utils.teacher import window_multiple
+    from dukd_arch.archs.teacher import window_multiple
 
     layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     handles = [m.register_forward_hook(hook) for m in layers]

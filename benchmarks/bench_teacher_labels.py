@@ -49,7 +49,7 @@ def runs(seed: int):
 
 def build_store(run: Run) -> None:
     from dukd_arch.teacher_labels import main as build
-    from dukd_arch.utils.label_store import LabelStoreError
+    from dukd_arch.data.label_store import LabelStoreError
     args = ['-opt', run.option_file(), '--out', STORE]
     try:
         build(args)
@@ -73,8 +73,8 @@ def label_differences(opt_file: str, patches_per_image: int = 4, lr_patch: int =
 
     from dukd_arch.card import load_options
     from dukd_arch.ops import DIHEDRAL_TRANSFORMS, forward_padded, transform
-    from dukd_arch.utils.label_store import decode_label, lmdb_meta_sizes
-    from dukd_arch.utils.teacher import build_teacher, window_multiple
+    from dukd_arch.data.label_store import decode_label, lmdb_meta_sizes
+    from dukd_arch.archs.teacher import build_teacher, window_multiple
 
     opt = load_options(opt_file)
     scale = int(opt['scale'])
@@ -139,9 +139,9 @@ def store_estimate(pair: str = 'edsr_x4', lr_size: int = 24, repeats: int = 3) -
 
     from dukd_arch.card import load_options
     from dukd_arch.ops import forward_padded
-    from dukd_arch.utils.label_store import lmdb_meta_sizes
-    from dukd_arch.utils.sr_data import crop_positions
-    from dukd_arch.utils.teacher import freeze, window_multiple
+    from dukd_arch.data.label_store import lmdb_meta_sizes
+    from dukd_arch.data.sr_data import crop_positions
+    from dukd_arch.archs.teacher import freeze, window_multiple
 
     client = FileClient('lmdb', db_paths=[STORE], client_keys=['t'])
     raw = level9 = 0

@@ -39,9 +39,10 @@ from basicsr.utils import img2tensor, tensor2img  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench_gain import plan, post_hoc, write_between  # noqa: E402
-from dukd_arch.demo.gain_study import CAPACITIES, ROWS, fmt_interval, load_results, make_run  # noqa: E402
+from gain_study import CAPACITIES, ROWS, fmt_interval, load_results, make_run  # noqa: E402
 from dukd_arch.ops import zoom_out  # noqa: E402
-from dukd_arch.utils.teacher import build_teacher, load_weights  # noqa: E402
+from dukd_arch.archs.teacher import build_teacher  # noqa: E402
+from dukd_arch.io.network import load_weights  # noqa: E402
 
 LOSS_RE = re.compile(r'(l_\w+): ([-\d.e+]+)')
 ITER_RE = re.compile(r'iter:\s*([\d,]+)')

@@ -9,6 +9,6 @@ from . import archs, data, losses, models, registry  # noqa: F401, E402
 
 registry.report_taken_names()
 
-from .utils.upsampler import StudentUpsampler, load_student  # noqa: F401, E402
+from .upsampler import StudentUpsampler, load_student  # noqa: F401, E402
 
 __version__ = '0.1.0'

@@ -47,7 +47,7 @@ def _images(folder: str) -> List[str]:
 def read_set(folder: str, scale: int) -> Tuple[str, List[Tuple[str, np.ndarray, np.ndarray]], Optional[str]]:
     """``(name, [(stem, HR, LR)], note on the shipped LR)``: HR cropped to a multiple of ``scale`` (BGR uint8),
     LR made by MATLAB bicubic; ``note`` says whether the set's own ``LR_bicubic/X{scale}`` matches ours."""
-    from .utils.sr_data import bicubic_downsample, modcrop
+    from .data.sr_data import bicubic_downsample, modcrop
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'benchmark set not found: {folder!r} (give a folder of HR images, or one holding HR/)')
     hr_dir = os.path.join(folder, 'HR') if os.path.isdir(os.path.join(folder, 'HR')) else folder
@@ -106,7 +106,7 @@ def _network_option(text: Optional[str]) -> Optional[dict]:
 def load_model(checkpoint: str, options: Optional[str] = None, network: Optional[dict] = None,
                device: Optional[str] = None, self_ensemble: bool = False):
     """A ``StudentUpsampler`` over any checkpoint ``infer`` takes, or a bare / spandrel file with ``network``."""
-    from .utils.upsampler import StudentUpsampler
+    from .upsampler import StudentUpsampler
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
     if network is not None and network.get('type') in ('AutoTeacher', 'dukd.AutoTeacher'):

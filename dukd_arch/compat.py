@@ -51,8 +51,8 @@ from . import registry  # noqa: E402
 registry.install()
 
 from .data.resumable_sampler import ResumableSampler, SeededDataset  # noqa: E402
-from .utils.checkpoint import check_finite, read_checkpoint  # noqa: E402
-from .utils.student import load_network_safely  # noqa: E402
+from .io.checkpoint import check_finite, read_checkpoint  # noqa: E402
+from .io.network import load_network_safely  # noqa: E402
 
 logger = logging.getLogger('basicsr')
 TEACHER_NETWORK = 'network_t'

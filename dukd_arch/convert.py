@@ -18,17 +18,10 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .utils.checkpoint import atomic_save, extract_state_dict, read_checkpoint
-from .archs.rcan_convert import convert_rcan_state_dict, is_original_rcan
+from .io.checkpoint import atomic_save, extract_state_dict, read_checkpoint, read_trusted
+from .io.rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
-
-
-def _read_trusted(path: str):
-    """Full unpickling: runs code stored in the file. Only reachable through ``--unsafe-trust``."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'input checkpoint not found: {path!r}')
-    return torch.load(path, map_location='cpu', weights_only=False)
 
 
 def _modules_to_state_dicts(ckpt):
@@ -44,7 +37,7 @@ def load_state_dict_for_conversion(path: str, param_key: Optional[str] = None, u
                                    keep_names: bool = False) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     """The network weights in ``path`` as a plain state dict, plus notes on what was done."""
     if unsafe_trust and not path.endswith('.safetensors'):
-        ckpt = _read_trusted(path)
+        ckpt = read_trusted(path)
     else:
         ckpt = read_checkpoint(path, what='input checkpoint')
     ckpt = _modules_to_state_dicts(ckpt)

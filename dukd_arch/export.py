@@ -29,8 +29,8 @@ import torch
 
 from basicsr.archs import build_network
 
-from .utils.student import load_student
-from .utils.teacher import window_multiple
+from .io.network import load_student
+from .archs.teacher import window_multiple
 
 INPUT, OUTPUT = 'lr', 'sr'
 
@@ -139,7 +139,7 @@ def export_student(opt: dict, net_g: torch.nn.Module, out_dir: str, lr_size: int
 
 
 def main(argv=None) -> int:
-    from .utils.options_file import load_options
+    from .options.file import load_options
     parser = argparse.ArgumentParser(prog='python -m dukd_arch.export', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', required=True, help='the options file the student was trained with')
     parser.add_argument('--checkpoint', required=True, help='net_g_*.pth (params_ema preferred)')

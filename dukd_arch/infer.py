@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 
 import cv2
 
-from .utils.upsampler import ALPHA_MODES, StudentUpsampler
+from .upsampler import ALPHA_MODES, StudentUpsampler
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp')
 OUT_EXTS = ('png', 'jpg', 'webp', 'tif')

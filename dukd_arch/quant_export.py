@@ -13,7 +13,7 @@ import json
 import sys
 
 from dukd_arch.archs.quant_export import export_quantized_student
-from dukd_arch.utils.options_file import load_options
+from dukd_arch.options.file import load_options
 
 
 def main(argv=None):

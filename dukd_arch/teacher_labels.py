@@ -5,7 +5,7 @@
 Runs ``network_t`` (weights from ``path.pretrain_network_t``) in eval mode under no_grad over every LR
 image of ``datasets.train`` (disk or LMDB, the pairs the training dataset finds) and writes 16-bit PNGs,
 or an LMDB in BasicSR's layout when ``--out`` ends in ``.lmdb``, plus ``manifest.json`` (format in
-``utils/label_store.py``). ``--out`` defaults to ``datasets.train.dataroot_teacher``. Then training with
+``data/label_store.py``). ``--out`` defaults to ``datasets.train.dataroot_teacher``. Then training with
 that key uses the stored labels for the real-pair KD term (docs/teacher_labels.md).
 
 Resumable: a re-run skips finished labels and rewrites missing, truncated or wrong-sized ones. Each
@@ -24,11 +24,11 @@ from os import path as osp
 import torch
 
 from .ops import forward_padded, tiled_forward, tiling_error
-from .utils.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
+from .data.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
                                 lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, sha256_file,
                                 teacher_checkpoint, write_manifest)
-from .utils.precision import autocast
-from .utils.teacher import build_teacher, probe_scale, window_multiple
+from .training.precision import autocast
+from .archs.teacher import build_teacher, probe_scale, window_multiple
 
 TILE_TOLERANCE = 1 / MAX_16BIT
 

@@ -24,13 +24,15 @@ from os import path as osp
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)  # this checkout's dukd_arch first
+sys.path.insert(1, osp.join(ROOT, 'benchmarks'))  # the gain study's definitions (gain_study.py)
 
 import cv2  # noqa: E402
 import yaml  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401  (basicsr import shim)
-from dukd_arch.demo import figures, gain_study, pipeline  # noqa: E402
+import gain_study  # noqa: E402
+from dukd_arch.demo import figures, pipeline  # noqa: E402
 from dukd_arch.demo.data import build_demo_set  # noqa: E402
 from dukd_arch.demo.pipeline import Run  # noqa: E402
 

@@ -18,7 +18,7 @@ import tempfile
 from os import path as osp
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's dukd_arch first
-from dukd_arch.weights import sha256_file as sha256  # noqa: E402
+from dukd_arch.io.shipped import sha256_file as sha256  # noqa: E402
 
 _PLASMA_PHOTOS = ('BytheWater', 'ColdRipple', 'ColorfulCups', 'DarkestHour', 'EveningGlow', 'FallenLeaf', 'Grey',
                   'Kite', 'OneStandsOut', 'Path', 'summer_1am')

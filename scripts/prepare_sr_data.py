@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # this checkout's dukd_arch first
 import dukd_arch  # noqa: E402,F401  (basicsr import shim)
-from dukd_arch.utils.sr_data import (bicubic_downsample, crop_positions, list_images, make_lmdb, modcrop,  # noqa: E402
+from dukd_arch.data.sr_data import (bicubic_downsample, crop_positions, list_images, make_lmdb, modcrop,  # noqa: E402
                                      read_image, write_image)
 
 

@@ -4,7 +4,7 @@
 
 Reads experiments/gain_reference_teacher/models/net_g_latest.pth (EMA weights), scores fp32 and fp16 on the gain
 study's validation and test photos, writes dukd_arch/weights/reference_teacher_x4.{safetensors,md} and pins the
-file's SHA-256 in dukd_arch/weights/__init__.py (loading checks it).
+file's SHA-256 in dukd_arch/io/shipped.py (loading checks it).
 """
 import argparse
 import glob
@@ -21,13 +21,13 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401
-import dukd_arch.weights as shipped  # noqa: E402
+import dukd_arch.io.shipped as shipped  # noqa: E402
 from basicsr.archs import build_network  # noqa: E402
-from dukd_arch.utils.model_card import count_parameters, evaluate  # noqa: E402
+from dukd_arch.model_card import count_parameters, evaluate  # noqa: E402
 from dukd_arch.demo.pipeline import bicubic_baseline  # noqa: E402
 from dukd_arch.demo.runner import validation_curve  # noqa: E402
 from dukd_arch.export import save_safetensors  # noqa: E402
-from dukd_arch.utils.teacher import load_weights  # noqa: E402
+from dukd_arch.io.network import load_weights  # noqa: E402
 
 OPT = 'options/gain/train_teacher.yml'
 NAME = 'reference_teacher_x4'
@@ -67,7 +67,7 @@ def main(argv=None):
     os.chmod(out, 0o644)
     digest = shipped.sha256_file(out)
 
-    init = osp.join(shipped.WEIGHTS_DIR, '__init__.py')
+    init = shipped.__file__  # the pinned hashes live in dukd_arch/io/shipped.py
     with open(init) as f:
         src = f.read()
     src = re.sub(rf"'{NAME}\.safetensors': [^,]+,", f"'{NAME}.safetensors': '{digest}',", src)

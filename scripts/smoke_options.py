@@ -46,7 +46,7 @@ def smoke_gt_size(scale: int, window: int, original: int) -> int:
 def _pair_folders(data_dir: str, split: str, scale: int, created: list) -> (str, str):
     """(GT folder, LR folder) of a split for ``scale``; a missing LR scale is made with MATLAB bicubic (and the
     GT modcropped beside it when it is not a multiple of the scale)."""
-    from dukd_arch.utils.sr_data import bicubic_downsample, list_images, modcrop, read_image, write_image
+    from dukd_arch.data.sr_data import bicubic_downsample, list_images, modcrop, read_image, write_image
     hr = osp.join(data_dir, split, 'HR')
     folder = osp.join(data_dir, split, 'LR_bicubic', f'X{scale}')
     gt_mod = osp.join(data_dir, split, f'HR_mod{scale}')
@@ -130,7 +130,7 @@ def smoke_options(opt: dict, data_dir: str, iters: int = 4, batch: int = 4, teac
 
 
 def main(argv=None) -> int:
-    from dukd_arch.utils.options_file import load_options
+    from dukd_arch.options.file import load_options
     from basicsr.utils.options import ordered_yaml
     import yaml
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

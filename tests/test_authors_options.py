@@ -13,7 +13,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from conftest import TINY_EDSR, TINY_TEACHER, make_opt, save_teacher
 from dukd_arch.models.authors_fakd_model import translate_authors_fakd
-from dukd_arch.utils.dukd_options import parse_dukd_options
+from dukd_arch.models.dukd_options import parse_dukd_options
 from dukd_arch.losses.feature_taps import resolve_module
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))

@@ -166,7 +166,7 @@ def test_run_with_a_few_skips_finishes_and_says_so(tmp_path, monkeypatch, record
 
 
 def test_skip_counts_survive_a_resume(tmp_path, batch):
-    from dukd_arch.utils.checkpoint import read_checkpoint
+    from dukd_arch.io.checkpoint import read_checkpoint
     opt = make_opt(tmp_path, train_extra={'nonfinite': 'skip'})
     model = build_model(opt)
     model.feed_data(_nan_batch(batch))

@@ -7,7 +7,7 @@ import pytest
 
 import dukd_arch  # noqa: F401  (basicsr import shim)
 from dukd_arch.demo.data import HELDOUT_PHOTOS, TRAIN_PHOTOS, build_demo_set
-from dukd_arch.utils.sr_data import bicubic_downsample, extract_subimages, modcrop
+from dukd_arch.data.sr_data import bicubic_downsample, extract_subimages, modcrop
 
 SMALL = dict(scale=4, crop_size=96, step=160, thresh=0, min_std=12.0, max_per_photo=4,
              train_photos=('astronaut', ), heldout_photos=('chelsea', ), verbose=False)
@@ -127,7 +127,7 @@ def test_run_changes_go_into_a_derived_option_file(tmp_path, monkeypatch):
 def test_demo_option_files_agree_with_each_other():
     import yaml
 
-    from dukd_arch.utils.dukd_options import parse_dukd_options
+    from dukd_arch.models.dukd_options import parse_dukd_options
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options', 'demo')
 
     def load(name):

@@ -17,7 +17,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 @pytest.mark.parametrize('extra', [[], ['--train-teacher', '--teacher-iters', '2', '--photos', 'one',
                                             '--variant', 'dukd_geo']], ids=['shipped_teacher', 'trained_teacher'])
 def test_demo_pipeline_end_to_end(tmp_path, extra):
-    for rel in ('train.py', 'test.py', 'scripts/demo.py'):
+    for rel in ('train.py', 'test.py', 'scripts/demo.py', 'benchmarks/gain_study.py'):
         os.makedirs(tmp_path / os.path.dirname(rel), exist_ok=True)
         shutil.copy(os.path.join(REPO, rel), tmp_path / rel)
     for rel in ('options/demo', 'options/gain', 'benchmarks/results/gain'):

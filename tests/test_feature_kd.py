@@ -18,7 +18,7 @@ from dukd_arch.losses.fakd_loss import spatial_affinity
 from dukd_arch.models.feature_kd_model import build_feature_terms
 from dukd_arch.losses.rkd_loss import _gram, pairwise_distances, triplet_cosines
 from dukd_arch.ops import forward_padded
-from dukd_arch.utils.checkpoint import read_checkpoint
+from dukd_arch.io.checkpoint import read_checkpoint
 from dukd_arch.losses.feature_taps import (FeatureTaps, UnknownLayerError, default_layer_map, parse_layer_map,
                                           probe_feature_shapes)
 
@@ -332,7 +332,7 @@ def test_adapter_gradients_are_averaged_across_ranks(tmp_path):
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     script = tmp_path / 'ddp.py'
-    script.write_text(DDP_SCRIPT.format(path=os.path.join(REPO, 'dukd_arch', 'utils', 'grad_sync.py'), port=port))
+    script.write_text(DDP_SCRIPT.format(path=os.path.join(REPO, 'dukd_arch', 'training', 'grad_sync.py'), port=port))
     procs = [subprocess.Popen([sys.executable, str(script), str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for r in (0, 1)]
     outs = [p.communicate(timeout=120) for p in procs]

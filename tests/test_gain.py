@@ -1,4 +1,5 @@
 """The gain study's pieces: the shipped reference teacher (hash-checked) and a 2-iteration run of bench_gain.py."""
+import importlib
 import json
 import os
 import shutil
@@ -11,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-import dukd_arch.weights as shipped
+import dukd_arch.io.shipped as shipped
 from dukd_arch.ops import matlab_imresize
-from dukd_arch.utils.checkpoint import read_checkpoint
-from dukd_arch.utils.teacher import build_teacher
+from dukd_arch.io.checkpoint import read_checkpoint
+from dukd_arch.archs.teacher import build_teacher
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 TEACHER = 'reference_teacher_x4.safetensors'
@@ -66,7 +67,7 @@ def test_unknown_shipped_name_lists_what_ships():
 
 def fake_nature_photos(folder):
     """Twelve small textured JPEGs under the real photos' names, with the SHA256SUMS fetch_photos.py writes."""
-    from dukd_arch.demo import gain_data
+    gain_data = _benchmark('gain_data')
     os.makedirs(folder)
     rng = np.random.default_rng(0)
     names = gain_data.NATURE_TEACHER + gain_data.NATURE_VAL + gain_data.NATURE_TEST
@@ -79,7 +80,8 @@ def fake_nature_photos(folder):
 
 
 def test_bench_gain_two_iterations_end_to_end(tmp_path):
-    for rel in ('train.py', 'test.py', 'benchmarks/bench_gain.py', 'benchmarks/gain_diagnostics.py'):
+    for rel in ('train.py', 'test.py', 'benchmarks/bench_gain.py', 'benchmarks/gain_diagnostics.py',
+                'benchmarks/gain_study.py', 'benchmarks/gain_data.py'):
         os.makedirs(tmp_path / os.path.dirname(rel), exist_ok=True)
         shutil.copy(os.path.join(REPO, rel), tmp_path / rel)
     shutil.copytree(os.path.join(REPO, 'options', 'gain'), tmp_path / 'options' / 'gain')
@@ -139,7 +141,8 @@ def _result(row, photos, seed, val, test, cap='17k'):
 
 
 def test_paired_differences_and_t_interval():
-    from dukd_arch.demo.gain_study import paired, t_interval
+    study = _benchmark('gain_study')
+    paired, t_interval = study.paired, study.t_interval
     results = [_result('kd', 'all', s, 30.0, 31.0 + s) for s in range(3)] + \
         [_result('dukd', 'all', s, 30.1, 31.0 + s + d) for s, d in zip(range(3), (0.1, 0.2, 0.3))] + \
         [_result('dukd', 'all', 7, 30.1, 40.0)]  # no KD partner: not paired
@@ -151,7 +154,7 @@ def test_paired_differences_and_t_interval():
 
 
 def test_headline_states_each_photo_regime_and_the_larger_students():
-    from dukd_arch.demo.gain_study import headline
+    headline = _benchmark('gain_study').headline
     results = [_result('dukd', 'one', s, 0, 30.5 + 0.1 * s) for s in range(3)]
     results += [_result('kd', 'one', s, 0, 30.0) for s in range(3)]
     results += [_result('dukd', 'all', 0, 0, 29.0, cap='70k'), _result('kd', 'all', 0, 0, 29.25, cap='70k')]
@@ -169,7 +172,8 @@ def test_headline_states_each_photo_regime_and_the_larger_students():
 def test_study_layout_rule_keeps_the_stamps_of_runs_started_before_it():
     """Protocol section 9: NHWC for runs with a teacher, except the 17k seeds 0-2 (started in the default
     layout: their stamps, and so their resumption, must not change); never for scratch (SRModel ignores it)."""
-    from dukd_arch.demo.gain_study import ROWS, make_run
+    study = _benchmark('gain_study')
+    ROWS, make_run = study.ROWS, study.make_run
     for row in ROWS:
         for seed in (0, 1, 2):
             assert 'train:channels_last' not in make_run(row, '17k', 'all', seed, 'v').stamp()['changes']
@@ -180,7 +184,7 @@ def test_study_layout_rule_keeps_the_stamps_of_runs_started_before_it():
 
 
 def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
-    from dukd_arch.demo.gain_study import select_demo_cell
+    select_demo_cell = _benchmark('gain_study').select_demo_cell
     results = []
     # 'two' + dukd: larger mean but noisy; 'one' + dukd_geo: smaller, steady gain -> larger lower bound
     val_gain = {('all', 'dukd'): (-0.3, -0.2, -0.4), ('all', 'dukd_geo'): (-0.1, -0.2, 0.0),
@@ -202,17 +206,17 @@ def test_demo_cell_is_chosen_on_validation_only_by_the_largest_lower_bound():
     assert select_demo_cell(partial)['final'] is False
 
 
-def _bench_gain():
+def _benchmark(name):
+    """A module of benchmarks/ (the study's code is not part of the package)."""
     sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
     try:
-        import bench_gain
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return bench_gain
 
 
 def test_report_rewrites_only_between_its_markers(tmp_path):
-    bench_gain = _bench_gain()
+    bench_gain = _benchmark('bench_gain')
     readme = tmp_path / 'README.md'
     readme.write_text('# x\nintro <!-- gain-headline -->old<!-- /gain-headline --> (more)\n\nbody\n')
     bench_gain.write_between(str(readme), 'gain-headline', 'Gain study so far: new.')
@@ -223,7 +227,7 @@ def test_report_rewrites_only_between_its_markers(tmp_path):
 
 
 def test_report_plots_single_terms_only_in_the_cells_that_ran_them(tmp_path):
-    bench_gain = _bench_gain()
+    bench_gain = _benchmark('bench_gain')
     results = [_result(row, 'all', s, 30.0, 31.0) for row in ('kd', 'dukd', 'zoom_out') for s in range(2)]
     results += [_result(row, 'one', s, 30.0, 31.0, cap='70k') for row in ('kd', 'dukd') for s in range(2)]
     files = {f.file: f for f in bench_gain.figures(results)}

@@ -11,7 +11,7 @@ import dukd_arch
 from basicsr.archs import build_network
 from dukd_arch.export import main as export_main
 from dukd_arch.infer import main as infer_main
-from dukd_arch.utils.upsampler import StudentUpsampler, measure_receptive_field
+from dukd_arch.upsampler import StudentUpsampler, measure_receptive_field
 
 from conftest import SCALE, TINY_EDSR
 

@@ -8,7 +8,7 @@ from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
 from conftest import SCALE, make_opt, save_teacher
 from dukd_arch.ops import apply_augmentations
-from dukd_arch.utils.dukd_options import parse_dukd_options
+from dukd_arch.models.dukd_options import parse_dukd_options
 
 
 @ARCH_REGISTRY.register()

@@ -20,7 +20,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.models import build_model
 from dukd_arch.compat import MetricInputError
-from dukd_arch.utils.model_card import _describe
+from dukd_arch.model_card import _describe
 
 from conftest import SCALE, TINY_EDSR, make_opt
 

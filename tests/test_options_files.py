@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from basicsr.archs import build_network
-from dukd_arch.utils.dukd_options import parse_dukd_options
+from dukd_arch.models.dukd_options import parse_dukd_options
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 # parameters (millions) of the x4 pairs, reference doc section 4

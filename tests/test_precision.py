@@ -6,7 +6,7 @@ import torch
 
 from basicsr.models import build_model
 from conftest import make_opt
-from dukd_arch.utils.precision import parse_amp, parse_compile
+from dukd_arch.training.precision import parse_amp, parse_compile
 
 
 def _run(model, batch, n=2):

@@ -283,7 +283,7 @@ def test_quantized_rcan_and_swinir_train_under_dukd(tmp_path, batch, student):
 def test_shipped_options_build_the_quantized_student(name):
     import os
     import yaml
-    from dukd_arch.utils.dukd_options import parse_dukd_options
+    from dukd_arch.models.dukd_options import parse_dukd_options
     root = os.path.join(os.path.dirname(__file__), os.pardir, 'options')
     bits = int(name[-1])
     with open(os.path.join(root, f'dukd_{name}.yml')) as f:

@@ -15,7 +15,7 @@ from basicsr.models import build_model
 from basicsr.utils import USMSharp as BasicsrUSMSharp
 from conftest import make_opt, smooth_image
 from dukd_arch.ops import zoom_in
-from dukd_arch.utils.checkpoint import extract_state_dict, read_checkpoint
+from dukd_arch.io.checkpoint import extract_state_dict, read_checkpoint
 from dukd_arch.data.degradation import (REAL_ESRGAN_DEGRADATION, REAL_ESRGAN_KERNELS, SecondOrderDegradation,
                                          TrainingPairQueue, USMSharp, paired_random_crop, sample_kernels, seeded)
 
@@ -469,7 +469,7 @@ def _meta_params(net_opt):
 
 def test_real_world_option_files_carry_the_published_settings():
     from dukd_arch.data.degradation import KERNEL_KEYS
-    from dukd_arch.utils.dukd_options import parse_dukd_options
+    from dukd_arch.models.dukd_options import parse_dukd_options
     names = ['dukd_realesrnet_x4', 'dukd_realesrnet_srvgg_x4', 'kd_realesrnet_x4', 'scratch_realesrnet_x4',
              'dukd_realesrgan_x4']
     for name in names:

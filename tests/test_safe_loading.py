@@ -14,8 +14,8 @@ from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 from conftest import SCALE, TINY_EDSR, make_opt, save_teacher, write_pairs
 from dukd_arch import compat
-from dukd_arch.utils.checkpoint import atomic_save, read_checkpoint
-from dukd_arch.utils.student import load_network_safely
+from dukd_arch.io.checkpoint import atomic_save, read_checkpoint
+from dukd_arch.io.network import load_network_safely
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -256,7 +256,7 @@ def test_auto_teacher_with_nonfinite_weights_is_refused(tmp_path):
     from basicsr.archs.srvgg_arch import SRVGGNetCompact
     from safetensors.torch import save_file
 
-    from dukd_arch.utils.teacher import build_teacher
+    from dukd_arch.archs.teacher import build_teacher
     state = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=4).state_dict()
     state['body.0.weight'][0, 0, 0, 0] = float('nan')
     path = str(tmp_path / 'compact.safetensors')

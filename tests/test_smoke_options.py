@@ -11,7 +11,7 @@ import yaml
 import dukd_arch  # noqa: F401
 from basicsr.data import build_dataset
 from dukd_arch.data.meta_info import write_meta_info
-from dukd_arch.utils.options_file import load_options
+from dukd_arch.options.file import load_options
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 

@@ -17,7 +17,7 @@ from dukd_arch.data.teacher_label_dataset import TeacherLabelPairedImageDataset
 from dukd_arch.data.upcycling_paired_image_dataset import UpcyclingPairedImageDataset
 from dukd_arch.ops import DIHEDRAL_TRANSFORMS, tiled_forward, tiling_error, transform
 from dukd_arch.teacher_labels import main as build_labels
-from dukd_arch.utils.label_store import (LabelStoreError, check_run_store, manifest_path, read_manifest, sha256_file,
+from dukd_arch.data.label_store import (LabelStoreError, check_run_store, manifest_path, read_manifest, sha256_file,
                                          write_manifest)
 from pipeline_opts import pipeline_options, run_two_cpu_ranks, write_options
 

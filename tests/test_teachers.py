@@ -16,10 +16,11 @@ from basicsr.archs.srvgg_arch import SRVGGNetCompact
 from basicsr.archs.swinir_arch import SwinIR
 from dukd_arch.convert import main as convert_main
 from dukd_arch.ops import forward_padded
-from dukd_arch.utils.checkpoint import read_checkpoint
-from dukd_arch.archs.rcan_convert import (convert_rcan_state_dict, is_original_rcan, original_rcan_from_basicsr,
+from dukd_arch.io.checkpoint import read_checkpoint
+from dukd_arch.io.rcan_convert import (convert_rcan_state_dict, is_original_rcan, original_rcan_from_basicsr,
                                           rcan_layout)
-from dukd_arch.utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
+from dukd_arch.archs.teacher import build_teacher, probe_scale, window_multiple
+from dukd_arch.io.network import load_weights
 
 
 @pytest.fixture(autouse=True)

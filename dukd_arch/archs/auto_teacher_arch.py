@@ -20,7 +20,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from ..utils.checkpoint import extract_state_dict, read_checkpoint
+from ..io.checkpoint import extract_state_dict, read_checkpoint
 
 logger = logging.getLogger('basicsr')
 

@@ -25,7 +25,8 @@ from basicsr.archs import build_network
 
 from .quant_layers import QUANT_LAYERS, describe_quantization
 from ..ops.quantize import weight_codes
-from ..utils.student import load_student
+from ..io.checkpoint import read_safetensors
+from ..io.network import load_student
 
 FORMAT = 'dukd-quantized-v1'
 
@@ -89,10 +90,7 @@ def export_quantized_student(opt: dict, checkpoint: str, out: str,
 
 
 def load_quantized(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    from safetensors import safe_open
-    with safe_open(path, framework='pt', device='cpu') as f:
-        metadata = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, metadata = read_safetensors(path)
     if metadata.get('format') != FORMAT:
         raise ValueError(f'{path} is not a dukd quantized export (format {metadata.get("format")!r}, '
                          f'expected {FORMAT!r}); write one with `python -m dukd_arch.quant_export`.')

@@ -1,6 +1,6 @@
 """Paired training data with the teacher's precomputed output (``datasets.train.dataroot_teacher``).
 
-The label of each training pair (the teacher's output on the whole LR image, ``utils/label_store.py``)
+The label of each training pair (the teacher's output on the whole LR image, ``label_store.py``)
 is cropped, flipped and rotated together with the HR patch, by the same BasicSR helpers and the same
 random draws, and goes into the batch as ``teacher``. The random stream is the one PairedImageDataset
 uses, so a run with the store sees exactly the patches a run without it sees.
@@ -16,7 +16,7 @@ from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor, imfrombytes
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from ..utils.label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
+from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
                                  lmdb_meta_sizes, png_file_status, read_manifest)
 from .bad_images import BadImageError
 

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..utils.sr_data import bicubic_downsample, extract_subimages, make_lmdb, modcrop, write_image
+from ..data.sr_data import bicubic_downsample, extract_subimages, make_lmdb, modcrop, write_image
 
 # Fixed split of whole photographs. Only loaders whose file ships inside the package (no pooch download).
 TRAIN_PHOTOS = ('astronaut', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'retina', 'motorcycle_left')

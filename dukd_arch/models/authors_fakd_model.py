@@ -62,7 +62,7 @@ def translate_authors_fakd(train_opt: dict) -> dict:
 class AuthorsFAKDModel(FeatureKDModel):
     """``model_type: FAKD`` (the authors' name and schema) = FeatureKDModel with the translated FAKD term."""
 
-    authors_fakd = True  # the option schema accepts feature_distillation / feature_opt for this model
+    option_families = ('authors_fakd', )  # the option schema accepts feature_distillation / feature_opt
 
     def __init__(self, opt):
         train_opt = opt.get('train')

@@ -15,15 +15,17 @@ from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
 
 from ..data.upcycling_paired_image_dataset import UpcyclingPairedImageDataset
 from ..ops import apply_augmentations, invert_augmentations, padding_needed, sample_augmentations, zoom_in, zoom_out
-from ..utils.dukd_options import parse_dukd_options
+from .dukd_options import parse_dukd_options
 from ..registry import registered_as
-from ..utils.teacher import window_multiple
+from ..archs.teacher import window_multiple
 from .kd_model import KDModel
 
 
 @MODEL_REGISTRY.register()
 class DUKDModel(KDModel):
-    """``L = pixel + kd + zoom_in + zoom_out (lr + teacher)``; see ``utils/dukd_options.py`` for the options."""
+    """``L = pixel + kd + zoom_in + zoom_out (lr + teacher)``; see ``dukd_options.py`` for the options."""
+
+    option_families = ('dukd', )
 
     def init_training_settings(self):
         self.dukd = parse_dukd_options(self.opt['train'])

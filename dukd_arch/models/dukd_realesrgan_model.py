@@ -20,13 +20,15 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..utils.teacher import load_weights
+from ..io.network import load_weights
 from .dukd_realesrnet_model import DUKDRealESRNetModel
 
 
 @MODEL_REGISTRY.register()
 class DUKDRealESRGANModel(DUKDRealESRNetModel):
     """``DUKDRealESRNetModel`` + perceptual + GAN losses and a discriminator."""
+
+    option_families = ('gan', )
 
     PAIRED_L1_GT_USM = True  # RealESRGANModel: the pixel target is the sharpened GT unless l1_gt_usm is false
 

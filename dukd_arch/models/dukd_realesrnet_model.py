@@ -25,7 +25,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
 from ..data.degradation import SecondOrderDegradation, TrainingPairQueue, USMSharp, paired_random_crop
-from ..utils.student import load_network_safely
+from ..io.network import load_network_safely
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
 
@@ -34,6 +34,8 @@ ZOOM_IN_SOURCES = ('degraded', 'clean')
 
 class RealWorldSynthesis:
     """Mixin for an SRModel subclass (needs ``self.scale``): LR synthesis, sharpened targets, training-pair queue."""
+
+    option_families = ('sr', 'realworld')
 
     PAIRED_L1_GT_USM = False  # pixel target of paired training without an explicit l1_gt_usm (BasicSR's choice)
 
@@ -122,6 +124,8 @@ class KDRealESRNetModel(RealWorldSynthesis, KDModel):
 @MODEL_REGISTRY.register()
 class DUKDRealESRNetModel(RealWorldSynthesis, DUKDModel):
     """DUKD on Real-ESRNet's synthetic pairs (zoom-in from the GT, zoom-out from the degraded LR)."""
+
+    option_families = ('realworld_dukd', )
 
     def __init__(self, opt):
         super().__init__(opt)

@@ -35,7 +35,7 @@ from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 from ..ops import forward_padded
 from ..losses.feature_taps import FeatureTaps, parse_layer_map, probe_feature_shapes, replace_output, resolve_module
-from ..utils.teacher import window_multiple
+from ..archs.teacher import window_multiple
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
 
@@ -141,6 +141,8 @@ def build_feature_terms(entries, student: nn.Module, teacher: nn.Module, device=
 
 class FeatureKDMixin:
     """Adds ``train.feature_kd_opt`` terms to a KDModel subclass's real-pair losses."""
+
+    option_families = ('feature', )
 
     # ------------------------------------------------------------------------------------------ setup
     def build_extra_modules(self):

@@ -13,14 +13,14 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..data.fitting_images import ImagesThatFit
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
-from ..utils.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
-from ..utils.grad_sync import average_gradients_across_ranks
-from ..utils.label_store import check_run_store
-from ..utils.model_card import write_model_card
-from ..utils.precision import autocast, make_grad_scaler, parse_amp, parse_compile
-from ..utils.rng import gather_rng_states, restore_rng_states
-from ..utils.student import load_network_safely
-from ..utils.teacher import build_teacher, load_weights, probe_scale, window_multiple
+from ..io.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
+from ..training.grad_sync import average_gradients_across_ranks
+from ..data.label_store import check_run_store
+from ..model_card import write_model_card
+from ..training.precision import autocast, make_grad_scaler, parse_amp, parse_compile
+from ..training.rng import gather_rng_states, restore_rng_states
+from ..io.network import load_network_safely, load_weights
+from ..archs.teacher import build_teacher, probe_scale, window_multiple
 
 NONFINITE_POLICIES = ('error', 'skip')
 MAX_CONSECUTIVE_SKIPS = 20
@@ -45,6 +45,9 @@ class KDModel(SRModel):
     The teacher is built from ``network_t`` / ``path.pretrain_network_t`` only when training; it runs in
     eval mode under ``no_grad``, is never wrapped in DDP/DataParallel, never saved and never resumed.
     """
+
+    # the groups of option keys this class reads (FAMILY_KEYS in options/schema.py); subclasses add theirs
+    option_families = ('sr', 'kd')
 
     def __init__(self, opt):
         self.scale = int(opt['scale'])

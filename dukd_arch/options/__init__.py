@@ -17,10 +17,11 @@ from collections import OrderedDict
 
 import yaml
 
-from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
+from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from . import schema
+from .file import load_options
 from .spec import Context, Section, describe, suggestion
 
 
@@ -98,8 +99,7 @@ def _train_section(families, model_cls):
 
 def load_option_file(path, force_yml=None):
     """The option file as BasicSR reads it (same YAML loader), with ``--force_yml`` entries applied."""
-    with open(path) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    opt = load_options(path)
     for entry in force_yml or []:
         keys, value = (s.strip() for s in entry.split('=', 1))
         node = opt

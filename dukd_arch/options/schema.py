@@ -15,7 +15,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from ..ops import AUGMENTATION_OPS
-from ..utils.precision import parse_amp, parse_compile
+from ..training.precision import parse_amp, parse_compile
 from .spec import (ANY, BOOL, COUNT, NULL, NUMBER, STR, Either, ListOf, Section, Type, check, describe, one_of,
                    optional, signature_keys, suggestion)
 
@@ -236,32 +236,30 @@ for _s in ('', '2'):
 REALWORLD_TOP['second_blur_prob'] = NUMBER
 
 
+def declared_families(model_cls):
+    """The groups of keys a model class declares it reads: its ``option_families`` and those of its bases."""
+    if not inspect.isclass(model_cls):
+        return set()
+    return set().union(*(vars(cls).get('option_families', ()) for cls in model_cls.__mro__))
+
+
 def model_families(model_cls):
-    """Which groups of keys a model class reads."""
+    """Which groups of keys a model class (as registered in MODEL_REGISTRY) reads."""
     from basicsr.models.esrgan_model import ESRGANModel
     from basicsr.models.swinir_model import SwinIRModel
-
-    from ..models.dukd_model import DUKDModel
-    from ..models.dukd_realesrgan_model import DUKDRealESRGANModel
-    from ..models.dukd_realesrnet_model import DUKDRealESRNetModel, RealWorldSynthesis
-    from ..models.feature_kd_model import FeatureKDMixin
-    from ..models.kd_model import KDModel
 
     def sub(*bases):
         return inspect.isclass(model_cls) and issubclass(model_cls, bases)
 
-    # BasicSR's SR models whose train keys are all known here (HiFaceGAN, video models, ...: not checked)
+    # BasicSR's SR models whose train keys are all known here (HiFaceGAN, video models, ...: not checked);
+    # dukd's model classes declare theirs (``option_families``), so this module never imports the models
     known_sr = (SRModel, SwinIRModel, SRGANModel, ESRGANModel, RealESRNetModel, RealESRGANModel)
-    return {
-        'sr': model_cls in known_sr or sub(KDModel, RealWorldSynthesis),
-        'kd': sub(KDModel),
-        'dukd': sub(DUKDModel),
-        'feature': sub(FeatureKDMixin),
-        'authors_fakd': getattr(model_cls, 'authors_fakd', False),
-        'gan': sub(SRGANModel, DUKDRealESRGANModel),
-        'realworld': sub(RealESRNetModel, RealESRGANModel, RealWorldSynthesis),
-        'realworld_dukd': sub(DUKDRealESRNetModel),
-    }
+    families = dict.fromkeys(ALL_FAMILIES, False)
+    families.update(dict.fromkeys(declared_families(model_cls), True))
+    families['sr'] = families['sr'] or model_cls in known_sr
+    families['gan'] = families['gan'] or sub(SRGANModel)
+    families['realworld'] = families['realworld'] or sub(RealESRNetModel, RealESRGANModel)
+    return families
 
 
 ALL_FAMILIES = {'sr': True, 'kd': True, 'dukd': True, 'feature': True, 'authors_fakd': True, 'gan': True,

@@ -19,8 +19,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
-from ..ops import forward_padded
-from .teacher import window_multiple
+from .ops import forward_padded
+from .archs.teacher import window_multiple
 
 
 def count_parameters(net: torch.nn.Module) -> int:

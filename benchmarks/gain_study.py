@@ -4,6 +4,7 @@ Shared by ``benchmarks/bench_gain.py`` (which runs and reports the study) and ``
 the cell the protocol's validation rule selects and prints the study's interval next to its own numbers).
 A result is one JSON file per run in ``benchmarks/results/gain/``: row, capacity, photos, seed, ``val_psnr``
 (the last validation PSNR, EMA weights) and ``test`` (``{'psnr', 'ssim'}`` on the held-out photos).
+It lives in benchmarks/, outside the package: ``import dukd_arch`` and training never load the study.
 """
 import glob
 import json
@@ -129,7 +130,7 @@ def make_run(row: str, cap: str, photos: str, seed: int, val_root: str, demo_roo
              iters: Optional[int] = None, extra: Optional[dict] = None, prefix: str = 'gain'):
     """One run of the study: ``options/gain/<row's file>`` with the capacity, training photos, seed and
     iterations of its cell, validated on ``val_root``; ``extra`` changes go last (another teacher, say)."""
-    from .pipeline import Run
+    from dukd_arch.demo.pipeline import Run
     label, base, changes = ROWS[row]
     train = f'{demo_root}/train' + ('' if photos == 'all' else f'/subsets/{photos}')
     feat, conv = CAPACITIES[cap]

@@ -8,7 +8,7 @@ object, like Real-ESRGAN's ``RealESRGANer``; ``python -m dukd_arch.infer`` is th
 
 Checkpoints: a training ``.pth`` (``params_ema`` preferred, then ``params``) with the options that hold
 ``network_g``; a ``.safetensors`` written by ``python -m dukd_arch.export`` (``network_g`` in its metadata);
-an ``.onnx`` file (run with onnxruntime). Tensors are read through ``utils/checkpoint.py`` (no pickle).
+an ``.onnx`` file (run with onnxruntime). Tensors are read through ``io/checkpoint.py`` (no pickle).
 
 Tiling: the image is cut into ``tile`` x ``tile`` LR tiles, each run with ``tile_pad`` extra LR pixels of
 context on every side, and only the tile's own output is kept. When ``tile_pad`` is at least the network's
@@ -27,23 +27,14 @@ import torch
 
 from basicsr.archs import build_network
 
-from ..archs.auto_teacher_arch import AutoTeacher
-from ..ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
-from .options_file import load_options
-from .student import load_student as _load_weights
-from .teacher import window_multiple
+from .archs.auto_teacher_arch import AutoTeacher
+from .ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
+from .options.file import load_options
+from .io.checkpoint import safetensors_metadata
+from .io.network import load_student as _load_weights
+from .archs.teacher import window_multiple
 
 ALPHA_MODES = ('network', 'bicubic')
-
-
-def safetensors_metadata(path: str) -> dict:
-    """The string metadata of a safetensors file (JSON header only: no tensor, no code is read)."""
-    from safetensors import safe_open
-    try:
-        with safe_open(path, framework='pt', device='cpu') as f:
-            return dict(f.metadata() or {})
-    except Exception as err:  # safetensors raises its own error types
-        raise ValueError(f'{path} is not a readable safetensors file ({err}); re-export or re-download it.') from err
 
 
 def options_beside(checkpoint: str) -> Optional[str]:

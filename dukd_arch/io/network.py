@@ -1,5 +1,6 @@
-"""Student weights: BasicSR's ``load_network`` through the safe reader, and trained students for evaluation and
-export (the EMA weights when the checkpoint has them).
+"""A network's weights from a checkpoint file: teachers (any layout, original RCAN releases converted), BasicSR's
+``load_network`` through the safe reader, and trained students for evaluation and export (the EMA weights when
+the checkpoint has them).
 
 Validation and testing during training use the EMA student (``params_ema``), so the model card and the
 exported files must use the same weights, or they would describe a different network.
@@ -10,8 +11,36 @@ from typing import Optional
 import torch
 
 from .checkpoint import check_finite, check_state_dict, extract_state_dict, read_checkpoint
+from .rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 logger = logging.getLogger('basicsr')
+
+
+def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool = True,
+                 option: str = 'network_t') -> str:
+    """Load ``path`` into ``net`` safely; returns the param key used. Errors name the file and the fix."""
+    ckpt = read_checkpoint(path, what=f'checkpoint for {option}')
+    state, used = extract_state_dict(ckpt, param_key, path)
+    if is_original_rcan(state) and 'head.0.weight' not in net.state_dict():
+        state = _convert_original_rcan(net, state, path)
+    check_finite(state, path, f'checkpoint for {option}')
+    check_state_dict(net, state, path, option, strict=strict)
+    net.load_state_dict(state, strict=strict)
+    return used
+
+
+def _convert_original_rcan(net: torch.nn.Module, state, path: str):
+    """Original RCAN release (EDSR-PyTorch names) into a BasicSR RCAN: rename keys, check the mean."""
+    state, file_mean = convert_rcan_state_dict(state, path)
+    logger.info(f'{path}: original RCAN checkpoint (EDSR-PyTorch key names) converted to BasicSR RCAN keys '
+                f'({len(state)} tensors; MeanShift layers dropped).')
+    net_mean = getattr(net, 'mean', None)
+    if file_mean is not None and torch.is_tensor(net_mean):
+        ours = tuple(net_mean.flatten().tolist())
+        if len(ours) == len(file_mean) and max(abs(a - b) for a, b in zip(ours, file_mean)) > 1e-3:
+            logger.warning(f'{path} was trained with RGB mean {file_mean}, the network uses {ours}: set '
+                           f'`rgb_mean: {list(file_mean)}` in the teacher options for identical outputs.')
+    return state
 
 
 def load_network_safely(net: torch.nn.Module, load_path: str, strict: bool = True, param_key: Optional[str] = 'params',

@@ -1,4 +1,4 @@
-"""Safe checkpoint reading and crash-safe writing.
+"""Safe checkpoint reading and crash-safe writing: every checkpoint read in dukd goes through this module.
 
 Reading never executes pickled code: ``.safetensors`` via safetensors, everything else via
 ``torch.load(weights_only=True)`` (which is only safe from torch 2.6 on: CVE-2025-32434). torch's zip
@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .. import weights as shipped_weights
+from . import shipped
 
 SAFE_TORCH = (2, 6)  # torch.load(weights_only=True) could still run code before 2.6 (CVE-2025-32434)
 
@@ -27,10 +27,10 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     """Load a checkpoint safely; every failure names the file and what to do.
 
     ``dukd:<file>`` names a weight file shipped with the package; shipped files are hash-checked first."""
-    path = shipped_weights.resolve(path)
+    path = shipped.resolve(path)
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path!r}. Check the path in your options file.')
-    shipped_weights.verify(path)
+    shipped.verify(path)
     if str(path).endswith('.safetensors'):
         from safetensors.torch import load_file
         try:
@@ -53,6 +53,30 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ValueError(f'{what} {path} is truncated or corrupt ({str(err).splitlines()[0]}); '
                          f're-download or re-save it.') from err
+
+
+def read_trusted(path: str):
+    """Full unpickling: runs code stored in the file. Only ``python -m dukd_arch.convert --unsafe-trust`` calls it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'input checkpoint not found: {path!r}')
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def safetensors_metadata(path: str) -> dict:
+    """The string metadata of a safetensors file (JSON header only: no tensor, no code is read)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework='pt', device='cpu') as f:
+            return dict(f.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f'{path} is not a readable safetensors file ({err}); re-export or re-download it.') from err
+
+
+def read_safetensors(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file, on the CPU."""
+    from safetensors import safe_open
+    with safe_open(path, framework='pt', device='cpu') as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
 def torch_version() -> Tuple[int, int]:

@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..ops import matlab_imresize
-from ..utils.sr_data import bicubic_downsample, extract_subimages, make_lmdb, modcrop, write_image
-from .data import DEFAULTS, build_demo_set
+from dukd_arch.demo.data import DEFAULTS, build_demo_set
+from dukd_arch.data.sr_data import bicubic_downsample, extract_subimages, make_lmdb, modcrop, write_image
+from dukd_arch.ops import matlab_imresize
 
 NATURE_TEACHER = ('Aqua', 'Blinds', 'FreshFlower', 'Garden', 'GreenMeadow', 'Storm')
 NATURE_VAL = ('RainDrops', 'TwoWings')

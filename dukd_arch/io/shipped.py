@@ -8,7 +8,8 @@ Each file has a model card beside it (``<stem>.md``) that says how it was traine
 import hashlib
 from os import path as osp
 
-WEIGHTS_DIR = osp.dirname(osp.abspath(__file__))
+# the files themselves stay in dukd_arch/weights/ (package data, each with its model card)
+WEIGHTS_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'weights')
 PREFIX = 'dukd:'
 SHIPPED = {
     # options/gain/train_teacher.yml, 16000 iterations, EMA weights stored as fp16 (see reference_teacher_x4.md)
