@@ -139,7 +139,7 @@ def export_student(opt: dict, net_g: torch.nn.Module, out_dir: str, lr_size: int
 
 
 def main(argv=None) -> int:
-    from .utils.options_file import load_options
+    from .options import load_checked_options
     parser = argparse.ArgumentParser(prog='python -m dukd_arch.export', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', required=True, help='the options file the student was trained with')
     parser.add_argument('--checkpoint', required=True, help='net_g_*.pth (params_ema preferred)')
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
                         help='write only student.safetensors (network_g in its metadata), no ONNX')
     args = parser.parse_args(argv)
     try:
-        opt = load_options(args.opt)
+        opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
         net_g = build_network(copy.deepcopy(dict(opt['network_g']))).eval()
         used = load_student(net_g, args.checkpoint, args.param_key)
         report, onnx_path = export_student(opt, net_g, args.out, args.lr_size, args.opset,

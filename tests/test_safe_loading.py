@@ -12,7 +12,7 @@ from basicsr.archs.edsr_arch import EDSR
 
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
-from conftest import SCALE, TINY_EDSR, make_opt, save_teacher, write_pairs
+from conftest import SCALE, TINY_EDSR, make_opt, save_teacher, tool_options, write_pairs
 from dukd_arch import compat
 from dukd_arch.utils.checkpoint import atomic_save, read_checkpoint
 from dukd_arch.utils.student import load_network_safely
@@ -124,7 +124,7 @@ def test_every_cli_refuses_a_malicious_checkpoint(tool, tmp_path, capsys):
     marker = tmp_path / 'code_ran'
     ckpt = _malicious(tmp_path / 'evil.pth', marker)
     opt_path = tmp_path / 'opt.yml'
-    opt_path.write_text(yaml.safe_dump({'name': 'cli', 'scale': SCALE, 'network_g': TINY_EDSR}))
+    opt_path.write_text(yaml.safe_dump(tool_options()))
     argv = {'card': ['-opt', str(opt_path), '--checkpoint', ckpt, '--repeats', '1'],
             'export': ['-opt', str(opt_path), '--checkpoint', ckpt, '--out', str(tmp_path / 'out')],
             'convert': [ckpt, str(tmp_path / 'out.safetensors')],

@@ -12,6 +12,7 @@ Keys of your own (a fork that reads extra keys) go in a top-level list of glob p
 A listed key and everything under it are left unchecked.
 """
 import argparse
+import os
 import sys
 from collections import OrderedDict
 
@@ -111,12 +112,28 @@ def load_option_file(path, force_yml=None):
 
 
 def check_option_file(path, is_train=True, force_yml=None):
-    """Load and validate one option file; returns (opt, notes) or raises OptionError naming the file."""
+    """Load and validate one option file; returns (opt, notes) or raises OptionError naming the file.
+
+    ``is_train=None``: a training file when it has a ``train`` section, else a test file (the tools'
+    ``-opt`` takes either)."""
+    if not os.path.isfile(path):
+        raise OptionError(f'{path}: options file not found; check the -opt path')
     try:
         opt = load_option_file(path, force_yml)
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise OptionError(f'{path}: not valid YAML: {err}') from err
+    if is_train is None:
+        is_train = isinstance(opt, dict) and 'train' in opt
     return opt, validate_options(opt, is_train=is_train, source=path)
+
+
+def load_checked_options(path):
+    """The ``-opt`` file of ``python -m dukd_arch.card / export / quant_export``, validated as train.py does
+    (same messages); notes go to stderr. Raises OptionError (a ValueError) naming the file and each key."""
+    opt, notes = check_option_file(path, is_train=None)
+    for note in notes:
+        print(f'Note ({path}): {note}', file=sys.stderr)
+    return opt
 
 
 def check_command_line(argv=None, is_train=True):
