@@ -19,6 +19,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from .utils.checkpoint import atomic_save, extract_state_dict, read_checkpoint
+from .utils.safetensors_file import save_safetensors_file
 from .archs.rcan_convert import convert_rcan_state_dict, is_original_rcan
 
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
@@ -62,12 +63,7 @@ def save_state_dict(state: Dict[str, torch.Tensor], out: str, notes: Optional[Di
                     bare: bool = False) -> None:
     """Write ``state`` as safetensors or as a weights-only ``.pth``; the result is re-read safely as a check."""
     if out.endswith('.safetensors'):
-        from safetensors.torch import save_file
-        folder = os.path.dirname(os.path.abspath(out))
-        os.makedirs(folder, exist_ok=True)
-        tmp = out + '.tmp'
-        save_file(dict(state), tmp, metadata={k: str(v) for k, v in (notes or {}).items()})
-        os.replace(tmp, out)
+        save_safetensors_file(dict(state), out, {k: str(v) for k, v in (notes or {}).items()})
     elif out.endswith(WEIGHT_SUFFIXES):
         atomic_save(dict(state) if bare else {'params': dict(state)}, out)
     else:

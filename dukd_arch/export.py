@@ -29,6 +29,7 @@ import torch
 
 from basicsr.archs import build_network
 
+from .utils.safetensors_file import save_safetensors_file
 from .utils.student import load_student
 from .utils.teacher import window_multiple
 
@@ -97,11 +98,9 @@ def export_onnx(net: torch.nn.Module, path: str, lr_size: int = 32, in_ch: int =
 
 
 def save_safetensors(net: torch.nn.Module, path: str, metadata: Optional[Dict[str, str]] = None) -> None:
-    from safetensors.torch import save_file
+    """``net``'s weights with ``metadata`` and a SHA-256 of the tensors (checked on load), umask mode."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
-    tmp = path + '.tmp'
-    save_file(state, tmp, metadata=metadata or {})
-    os.replace(tmp, path)
+    save_safetensors_file(state, path, metadata)
 
 
 def student_metadata(opt: dict, net: torch.nn.Module, source: str = '') -> Dict[str, str]:

@@ -32,11 +32,8 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
         raise FileNotFoundError(f'{what} not found: {path!r}. Check the path in your options file.')
     shipped_weights.verify(path)
     if str(path).endswith('.safetensors'):
-        from safetensors.torch import load_file
-        try:
-            return load_file(path, device='cpu')
-        except Exception as err:  # safetensors raises its own error types
-            raise ValueError(f'{what} {path} is not a readable safetensors file ({err}); re-download it.') from err
+        from .safetensors_file import read_safetensors_file
+        return read_safetensors_file(path, what)[0]
     if torch_version() < SAFE_TORCH:
         raise RuntimeError(f'{what} {path}: torch {torch.__version__} cannot load .pth files safely (weights_only=True '
                            'can still run code before torch 2.6, CVE-2025-32434). Upgrade torch to >= 2.6, or use a '
@@ -173,11 +170,16 @@ def remove_stale_temporaries(folder: str) -> List[str]:
 
 def atomic_save(obj, path: str) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write(path: str, write) -> None:
+    """``write(binary file)`` to a temporary file in the same folder, fsync, then rename over ``path``."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
