@@ -49,7 +49,8 @@ def validate_options(opt, is_train=True, source='the options'):
     # an unknown model_type is reported above; then every model's keys are accepted rather than each flagged
     families = schema.model_families(model_cls) if model_cls is not None else schema.ALL_FAMILIES
 
-    for key in ('name', 'model_type', 'network_g', 'path') + (('datasets', 'train') if is_train else ('datasets', )):
+    for key in ('name', 'model_type', 'scale', 'network_g', 'path') + (('datasets', 'train') if is_train else
+                                                                        ('datasets', )):
         if key not in opt:
             ctx.error(key, 'missing: BasicSR needs this section')
     if is_train and 'logger' not in opt:
@@ -63,6 +64,11 @@ def validate_options(opt, is_train=True, source='the options'):
             top_keys[key] = schema.ANY
     _foreign_keys_error(opt, '', foreign_top, own_top, opt.get('model_type'), ctx)
     Section(top_keys).validate({k: v for k, v in opt.items() if k not in foreign_top or k in own_top}, '', ctx)
+    schema.scale_mismatches(opt, ctx)
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    if is_train and isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val'] and any(
+            str(name).split('_')[0] == 'val' for name in datasets):
+        ctx.error('val.val_freq', 'missing: training validates every val_freq iterations (e.g. 5000)')
 
     if ctx.errors:
         lines = [f'  {path}: {message}' for path, message in ctx.errors]
@@ -92,7 +98,8 @@ def _train_section(families, model_cls):
         own, foreign = schema.family_keys(families, 'train')
         _foreign_keys_error(value, 'train.', foreign, own, ctx.opt.get('model_type'), ctx)
         keys = {**schema.SRMODEL_TRAIN, **own}
-        Section(keys).validate({k: v for k, v in value.items() if k not in foreign or k in own}, path, ctx)
+        Section(keys, required=('optim_g', 'scheduler', 'total_iter')).validate(
+            {k: v for k, v in value.items() if k not in foreign or k in own}, path, ctx)
 
     return validate
 

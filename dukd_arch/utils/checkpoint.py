@@ -44,12 +44,17 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     except pickle.UnpicklingError as err:
         raise ValueError(
             f'{what} {path} holds pickled Python objects that need code execution to load, which dukd refuses '
-            f'for safety ({str(err).splitlines()[0]}). If you trust the file, convert it once with '
+            f'for safety ({first_line(err)}). If you trust the file, convert it once with '
             f'`python -m dukd_arch.convert --unsafe-trust {path} out.safetensors` and point the options at the '
             f'result.') from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f'{what} {path} is truncated or corrupt ({str(err).splitlines()[0]}); '
+        raise ValueError(f'{what} {path} is truncated or corrupt ({first_line(err)}); '
                          f're-download or re-save it.') from err
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, or its type when the message is empty (torch's on a 0-byte file)."""
+    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 def torch_version() -> Tuple[int, int]:
