@@ -83,8 +83,11 @@ OPTIONAL_LOSS = Either(NULL, Type('{}', lambda v: v == {}), LOSS)  # `pixel_opt:
 
 
 def _optimizer(value, path, ctx):
-    if not isinstance(value, dict) or 'type' not in value:
+    if not isinstance(value, dict):
         ctx.error(path, f'expected a mapping with `type` (e.g. Adam), got {describe(value)}')
+        return
+    if 'type' not in value:
+        ctx.error(f'{path}.type', 'missing: name the torch.optim optimizer (e.g. Adam)')
         return
     cls = getattr(torch.optim, str(value['type']), None)
     if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
@@ -202,6 +205,8 @@ def _datasets(value, path, ctx):
         ctx.error(path, f'expected a mapping of phases (train, val, val_1, test_1, ...), got {describe(value)}')
         return
     phases = ('train', 'val') if ctx.is_train else ('train', 'val', 'test')
+    if ctx.is_train and 'train' not in value:
+        ctx.error(f'{path}.train', 'missing: training needs a `train` dataset')
     for name, dataset in value.items():
         where = f'{path}.{name}'
         if ctx.allowed(where):

@@ -47,7 +47,7 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
             f'for safety ({first_line(err)}). If you trust the file, convert it once with '
             f'`python -m dukd_arch.convert --unsafe-trust {path} out.safetensors` and point the options at the '
             f'result.') from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+    except Exception as err:  # torch's unpickler raises many types on garbage (IndexError, EOFError, ...)
         raise ValueError(f'{what} {path} is truncated or corrupt ({first_line(err)}); '
                          f're-download or re-save it.') from err
 

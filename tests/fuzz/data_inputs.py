@@ -136,7 +136,8 @@ def _lmdb(folder, out):
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
     names = sorted(os.listdir(folder))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress
-        make_lmdb_from_imgs(folder, out, names, [n[:-4] for n in names], multiprocessing_read=False)
+        make_lmdb_from_imgs(folder, out, names, [n[:-4] for n in names], multiprocessing_read=False,
+                            map_size=1 << 20)
 
 
 def dataset_input(rng, work, index):

@@ -1,4 +1,4 @@
-"""Seeded fuzzer over bad inputs: option files, images, datasets, checkpoints (tests/fuzz/README.md).
+"""Seeded fuzzer over bad inputs: option files, images, datasets, checkpoints (verdicts: tests/fuzz/verdict.py).
 
     python tests/fuzz/run_fuzz.py --seed 0 --scale 10      # `make fuzz`: >= 2,000 inputs
     python tests/fuzz/run_fuzz.py --seed 0 --scale 1       # the CI sample (tests/fuzz/test_fuzz.py)
