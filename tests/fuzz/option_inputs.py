@@ -96,7 +96,15 @@ def _matches(path, patterns):
 
 
 def _one_edit(rng, key):
+    """``key`` with one character inserted, deleted or replaced (never ``key`` itself)."""
     key = str(key)
+    while True:
+        edited = _edit(rng, key)
+        if edited != key:
+            return edited
+
+
+def _edit(rng, key):
     i = rng.randrange(len(key) + 1)
     edit = rng.choice(('insert', 'delete', 'substitute') if len(key) > 1 else ('insert', ))
     if edit == 'insert':

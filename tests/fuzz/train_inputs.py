@@ -15,7 +15,7 @@ import sys
 import torch
 import yaml
 
-from option_inputs import mutate
+from option_inputs import OPTIONAL, _keys, _matches, mutate
 from pipeline_opts import pipeline_options
 from verdict import ACCEPTED, DEFECT, REFUSED, REPO, Verdict
 
@@ -44,7 +44,17 @@ def one_input(rng, work, index):
     os.makedirs(root)
     shutil.copy(os.path.join(REPO, 'train.py'), root)  # experiments/ goes beside train.py: in the tmp root
     opt = pipeline_options(root, name='fuzz', total_iter=1, save_freq=1)
-    if rng.random() < 0.15:
+    draw = rng.random()
+    if draw < 0.3:  # a key with a documented default: the run must train
+        optional = sorted(p for p, _, _ in _keys(opt) if _matches(p, OPTIONAL))
+        path = rng.choice(optional)
+        *parents, leaf = path.split('.')
+        node = opt
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+        change = f'delete {path}', [path], OPTIONAL[_matches(path, OPTIONAL)]
+    elif draw < 0.45:
         key = rng.choice(('dataroot_gt', 'dataroot_lq'))
         opt['datasets']['train'][key] += '_missing'
         change = (f'datasets.train.{key}: a folder that does not exist',
