@@ -195,3 +195,10 @@ def test_fuzz_zero_byte_or_garbage_pth_is_refused_and_named(content, tmp_path):
     path.write_bytes(content)
     with pytest.raises(ValueError, match=r'net_g_5\.pth is truncated or corrupt'):
         read_checkpoint(str(path))
+
+
+def test_fuzz_training_without_teacher_weights_is_refused_by_the_validation():
+    # before: accepted by the validation (refused only when the model was built)
+    opt = _base()
+    opt['path']['pretrain_network_t'] = None
+    assert 'path.pretrain_network_t: not set: an untrained teacher teaches noise' in _refused(opt)

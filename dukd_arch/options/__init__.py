@@ -65,6 +65,8 @@ def validate_options(opt, is_train=True, source='the options'):
     _foreign_keys_error(opt, '', foreign_top, own_top, opt.get('model_type'), ctx)
     Section(top_keys).validate({k: v for k, v in opt.items() if k not in foreign_top or k in own_top}, '', ctx)
     schema.scale_mismatches(opt, ctx)
+    if is_train and families.get('kd'):
+        schema.untrained_teacher(opt, ctx)
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
     if is_train and isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val'] and any(
             str(name).split('_')[0] == 'val' for name in datasets):

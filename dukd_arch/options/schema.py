@@ -285,6 +285,16 @@ def scale_mismatches(opt, ctx):
                           f'the data is made for x{scale}; set both to the same factor')
 
 
+def untrained_teacher(opt, ctx):
+    """Training a KD model needs the teacher's weights (``utils/teacher.build_teacher`` refuses too, later)."""
+    block = opt.get('network_t')
+    arch = registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+    path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
+    if arch is not None and not getattr(arch, 'loads_own_weights', False) and path.get('pretrain_network_t') is None:
+        ctx.error('path.pretrain_network_t', 'not set: an untrained teacher teaches noise. Point it at the teacher '
+                  'checkpoint (.pth or .safetensors).')
+
+
 def model_families(model_cls):
     """Which groups of keys a model class reads."""
     from basicsr.models.esrgan_model import ESRGANModel
