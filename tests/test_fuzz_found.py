@@ -10,21 +10,10 @@ import yaml
 
 from basicsr.data import build_dataset
 from conftest import SCALE, write_pairs
-from dukd_arch.options import OptionError, validate_options
 from dukd_arch.utils.checkpoint import read_checkpoint
+from test_option_validation import _base, _problems as _refused
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-
-
-def _base():
-    with open(f'{REPO}/options/dukd_edsr_x4.yml') as f:
-        return yaml.safe_load(f)
-
-
-def _refused(opt, is_train=True):
-    with pytest.raises(OptionError) as info:
-        validate_options(opt, is_train=is_train, source='my.yml')
-    return str(info.value)
 
 
 def _delete(opt, path):

@@ -16,6 +16,7 @@ from conftest import TINY_EDSR
 from dukd_arch.utils.safetensors_file import save_safetensors_file
 from dukd_arch.utils.student import load_network_safely
 from dukd_arch.utils.teacher import build_teacher
+from test_safe_loading import _Payload  # unpickling it creates a folder: the proof that code ran
 from verdict import ACCEPTED, DEFECT, Verdict, judge_error
 
 FAMILY = 'checkpoints'
@@ -25,16 +26,6 @@ FORMATS = ('pth', 'ours.safetensors', 'theirs.safetensors')
 def _net(**changes):
     torch.manual_seed(0)
     return EDSR(**{**{k: v for k, v in TINY_EDSR.items() if k != 'type'}, **changes})
-
-
-class _Payload:
-    """Unpickling this creates ``marker``: the proof that code in a checkpoint ran."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.makedirs, (self.marker, )
 
 
 def _write(state, path):
