@@ -63,14 +63,23 @@ def checked_pair(dataset, index: int, load: Callable[[int], dict]) -> dict:
     scale = dataset.opt['scale']
     (lq_h, lq_w), (gt_h, gt_w) = item['lq'].shape[-2:], item['gt'].shape[-2:]
     if dataset.opt['phase'] != 'train':  # the HR size before BasicSR's crop
-        from PIL import Image
-        gt_w, gt_h = Image.open(io.BytesIO(dataset.file_client.get(paths['gt_path'], 'gt'))).size
+        gt_h, gt_w = _image_size(dataset.file_client.get(paths['gt_path'], 'gt'))
         gt_h, gt_w = gt_h // scale * scale, gt_w // scale * scale
     if (gt_h, gt_w) != (lq_h * scale, lq_w * scale):
         raise BadImageError(f"bad LR/HR pair: {paths['gt_path']} is {gt_h}x{gt_w} but {paths['lq_path']} is "
                             f"{lq_h}x{lq_w} at scale {scale}; regenerate the LR images (datasets/README.md) or "
                             'fix the folders.', paths['lq_path'])
     return item
+
+
+def _image_size(content: bytes):
+    """(height, width) of an encoded image: from its header (PIL), else by decoding it (formats only cv2 reads)."""
+    from PIL import Image
+    try:
+        width, height = Image.open(io.BytesIO(content)).size
+        return height, width
+    except Exception:  # noqa: BLE001 (PIL does not know every format cv2 decodes)
+        return cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2]
 
 
 def parse_policy(opt: dict) -> str:
