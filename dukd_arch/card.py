@@ -22,10 +22,10 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from .archs.auto_teacher_arch import AutoTeacher
+from .options import load_checked_options
 from .registry import registered_as
 from .model_card import (count_flops, count_parameters, evaluate, measure_latency, render_card,  # noqa: F401
                                write_model_card)
-from .options.file import load_options
 from .io.network import load_student
 from .archs.teacher import build_teacher, freeze
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
                         'the run, so the card training wrote is kept; else results/<name>/model_card.md)')
     args = parser.parse_args(argv)
     try:
-        opt = load_options(args.opt)
+        opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
         device = torch.device(args.device)
         net_g = build_network(copy.deepcopy(dict(opt['network_g']))).to(device).eval()
         notes = []

@@ -6,7 +6,10 @@ Two kinds of fix, so that importing us into a BasicSR fork changes none of its o
 
 * global, because they only turn a crash or a hang into working behaviour: the torchvision import shim,
   resume without CUDA, ``--local-rank``, ``init_dist`` without GPUs, DDP on CPU, the prefetch thread that hung
-  on a loader error, ``filter2D`` on channels-last tensors, duplicate registry names (``registry.py``);
+  on a loader error, ``filter2D`` on channels-last tensors, duplicate registry names (``registry.py``),
+  PairedImageDataset's missing folders, LMDBs, meta_info lines and unpaired images named by key and path
+  (``data/pair_folders.py``), its bad images and pairs named by path (an ``AttributeError`` on ``None`` before; an LR
+  image that does not fit its HR image in validation, silently scored on a cut-off HR image before, refused);
 * run-scoped, because they change what a run computes: the exact-resume data path (seeded samples, a
   sampler that continues mid-epoch), root-relative auto-resume that skips broken states, and the teacher
   kept out of resume. They apply when ``model_type`` is one of ours (``is_dukd_model``) or, for the data
@@ -43,6 +46,7 @@ from basicsr.utils.registry import MODEL_REGISTRY  # noqa: E402
 from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: E402
 
 from basicsr.data import build_dataloader, build_dataset  # noqa: E402
+from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 
 from . import registry  # noqa: E402
 
@@ -50,6 +54,8 @@ from . import registry  # noqa: E402
 # Installed before the first of our modules registers anything (the .data import below does).
 registry.install()
 
+from .data.bad_images import checked_pair  # noqa: E402
+from .data.pair_folders import check_pair_sources, listing_named  # noqa: E402
 from .data.resumable_sampler import ResumableSampler, SeededDataset  # noqa: E402
 from .io.checkpoint import check_finite, read_checkpoint  # noqa: E402
 from .io.network import load_network_safely  # noqa: E402
@@ -477,6 +483,27 @@ def use_safe_loading():
     BaseModel.load_network = _safe_load_network
 
 
+def _naming_bad_pairs(original):
+    """PairedImageDataset.__getitem__ whose bad images and pairs are refused with their paths (data/bad_images.py)."""
+
+    def __getitem__(self, index):  # noqa: N807
+        return checked_pair(self, index, lambda i: original(self, i))
+
+    __getitem__._dukd_patched = True
+    return __getitem__
+
+
+def _checked_pair_listing(original):
+    """PairedImageDataset.__init__ that names a missing folder, LMDB or meta_info problem and unpaired images."""
+
+    def __init__(self, opt):  # noqa: N807
+        check_pair_sources(opt)
+        listing_named(opt, lambda: original(self, opt))
+
+    __init__._dukd_patched = True
+    return __init__
+
+
 def apply():
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.check_resume = check_resume
@@ -493,6 +520,10 @@ def apply():
         basicsr.utils.img_process_util.filter2D = patched
     if not getattr(METRIC_REGISTRY.get('calculate_niqe'), '_dukd_patched', False):
         METRIC_REGISTRY._obj_map['calculate_niqe'] = _checked_niqe(METRIC_REGISTRY.get('calculate_niqe'))
+    if not getattr(PairedImageDataset.__init__, '_dukd_patched', False):
+        PairedImageDataset.__init__ = _checked_pair_listing(PairedImageDataset.__init__)
+    if not getattr(PairedImageDataset.__getitem__, '_dukd_patched', False):
+        PairedImageDataset.__getitem__ = _naming_bad_pairs(PairedImageDataset.__getitem__)
     if not getattr(SRModel.nondist_validation, '_dukd_patched', False):
         SRModel.nondist_validation = _naming_validation(SRModel.nondist_validation)
 

@@ -18,8 +18,10 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .io.checkpoint import atomic_save, extract_state_dict, read_checkpoint, read_trusted
+from .io.atomic import atomic_save
+from .io.checkpoint import extract_state_dict, read_checkpoint, read_trusted
 from .io.rcan_convert import convert_rcan_state_dict, is_original_rcan
+from .io.safetensors_file import save_safetensors_file
 
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
 
@@ -55,12 +57,7 @@ def save_state_dict(state: Dict[str, torch.Tensor], out: str, notes: Optional[Di
                     bare: bool = False) -> None:
     """Write ``state`` as safetensors or as a weights-only ``.pth``; the result is re-read safely as a check."""
     if out.endswith('.safetensors'):
-        from safetensors.torch import save_file
-        folder = os.path.dirname(os.path.abspath(out))
-        os.makedirs(folder, exist_ok=True)
-        tmp = out + '.tmp'
-        save_file(dict(state), tmp, metadata={k: str(v) for k, v in (notes or {}).items()})
-        os.replace(tmp, out)
+        save_safetensors_file(dict(state), out, {k: str(v) for k, v in (notes or {}).items()})
     elif out.endswith(WEIGHT_SUFFIXES):
         atomic_save(dict(state) if bare else {'params': dict(state)}, out)
     else:

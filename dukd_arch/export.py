@@ -29,6 +29,7 @@ import torch
 
 from basicsr.archs import build_network
 
+from .io.safetensors_file import save_safetensors_file
 from .io.network import load_student
 from .archs.teacher import window_multiple
 
@@ -97,11 +98,9 @@ def export_onnx(net: torch.nn.Module, path: str, lr_size: int = 32, in_ch: int =
 
 
 def save_safetensors(net: torch.nn.Module, path: str, metadata: Optional[Dict[str, str]] = None) -> None:
-    from safetensors.torch import save_file
+    """``net``'s weights with ``metadata`` and a SHA-256 of the tensors (checked on load), umask mode."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
-    tmp = path + '.tmp'
-    save_file(state, tmp, metadata=metadata or {})
-    os.replace(tmp, path)
+    save_safetensors_file(state, path, metadata)
 
 
 def student_metadata(opt: dict, net: torch.nn.Module, source: str = '') -> Dict[str, str]:
@@ -139,7 +138,7 @@ def export_student(opt: dict, net_g: torch.nn.Module, out_dir: str, lr_size: int
 
 
 def main(argv=None) -> int:
-    from .options.file import load_options
+    from .options import load_checked_options
     parser = argparse.ArgumentParser(prog='python -m dukd_arch.export', description=__doc__.split('\n\n')[0])
     parser.add_argument('-opt', required=True, help='the options file the student was trained with')
     parser.add_argument('--checkpoint', required=True, help='net_g_*.pth (params_ema preferred)')
@@ -151,7 +150,7 @@ def main(argv=None) -> int:
                         help='write only student.safetensors (network_g in its metadata), no ONNX')
     args = parser.parse_args(argv)
     try:
-        opt = load_options(args.opt)
+        opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
         net_g = build_network(copy.deepcopy(dict(opt['network_g']))).eval()
         used = load_student(net_g, args.checkpoint, args.param_key)
         report, onnx_path = export_student(opt, net_g, args.out, args.lr_size, args.opset,

@@ -13,7 +13,7 @@ import json
 import sys
 
 from dukd_arch.archs.quant_export import export_quantized_student
-from dukd_arch.options.file import load_options
+from dukd_arch.options import load_checked_options
 
 
 def main(argv=None):
@@ -40,7 +40,8 @@ def export(argv=None):
         parser.error('give --checkpoint CHECKPOINT and --out OUT.safetensors')
     args.checkpoint, args.output = checkpoint, output
 
-    metadata, used = export_quantized_student(load_options(args.opt), args.checkpoint, args.output, args.param_key)
+    opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
+    metadata, used = export_quantized_student(opt, args.checkpoint, args.output, args.param_key)
     layers = json.loads(metadata['quantization'])
     print(f'{args.output}: {metadata["arch"]} W{metadata["w_bits"]}A{metadata["a_bits"]}, {len(layers)} quantized '
           f'layers (weights from {used or "bare state dict"}); full precision: '

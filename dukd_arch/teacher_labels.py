@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     from basicsr.utils import FileClient, imfrombytes, img2tensor
 
     import dukd_arch  # noqa: F401  (registers archs and datasets)
-    from .card import load_options
+    from .options.file import load_options
 
     opt = load_options(args.opt)
     out = args.out or (opt.get('datasets', {}).get('train') or {}).get('dataroot_teacher')

@@ -52,6 +52,13 @@ def save_teacher(path, net_opt=TINY_TEACHER, seed=0, key='params'):
     return net
 
 
+def tool_options(net_opt=TINY_EDSR, **extra):
+    """The smallest option file the tools' ``-opt`` accepts (a test file: name, model_type, network_g, path,
+    datasets), for ``python -m dukd_arch.card / export / quant_export`` and ``dukd_arch.infer``."""
+    return {'name': 'unit', 'model_type': 'SRModel', 'scale': SCALE, 'num_gpu': 0,
+            'network_g': copy.deepcopy(dict(net_opt)), 'path': {}, 'datasets': {}, **extra}
+
+
 def make_opt(tmp_path, model_type='DUKD', train_extra=None, **overrides):
     """A complete in-memory options dict for build_model (what parse_options would produce)."""
     teacher = str(tmp_path / 'teacher.pth')

@@ -18,7 +18,7 @@ from dukd_arch import compat
 from dukd_arch.data.resumable_sampler import ResumableSampler, SeededDataset
 from dukd_arch.models.dukd_model import DUKDModel
 from dukd_arch.models.kd_model import KDModel
-from dukd_arch.io.checkpoint import atomic_save
+from dukd_arch.io.atomic import atomic_save
 from pipeline_opts import pipeline_options
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

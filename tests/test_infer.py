@@ -13,7 +13,7 @@ from dukd_arch.export import main as export_main
 from dukd_arch.infer import main as infer_main
 from dukd_arch.upsampler import StudentUpsampler, measure_receptive_field
 
-from conftest import SCALE, TINY_EDSR
+from conftest import SCALE, TINY_EDSR, tool_options
 
 
 def _student(tmp_path, net_opt=TINY_EDSR, seed=0, with_options=True):
@@ -26,7 +26,7 @@ def _student(tmp_path, net_opt=TINY_EDSR, seed=0, with_options=True):
     torch.save({'params': net.state_dict(), 'params_ema': ema.state_dict()}, path)
     opt = tmp_path / 'opt.yml'
     if with_options:
-        opt.write_text(yaml.safe_dump({'name': 'unit', 'scale': SCALE, 'network_g': dict(net_opt)}))
+        opt.write_text(yaml.safe_dump(tool_options(net_opt)))
     return str(path), str(opt), ema.eval()
 
 

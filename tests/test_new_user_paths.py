@@ -22,7 +22,7 @@ from basicsr.models import build_model
 from dukd_arch.compat import MetricInputError
 from dukd_arch.model_card import _describe
 
-from conftest import SCALE, TINY_EDSR, make_opt
+from conftest import SCALE, TINY_EDSR, make_opt, tool_options
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -130,7 +130,7 @@ def test_quant_export_with_the_export_flags(tmp_path):
     net = build_network(dict(net_opt)).train()
     net(torch.rand(1, 3, 8, 8))
     torch.save({'params': net.state_dict()}, tmp_path / 'net.pth')
-    (tmp_path / 'opt.yml').write_text(yaml.safe_dump({'network_g': net_opt}))
+    (tmp_path / 'opt.yml').write_text(yaml.safe_dump(tool_options(net_opt)))
     out = tmp_path / 'q.safetensors'
     main(['-opt', str(tmp_path / 'opt.yml'), '--checkpoint', str(tmp_path / 'net.pth'), '--out', str(out)])
     assert load_quantized(str(out))[1]['arch'] == 'QuantEDSR'

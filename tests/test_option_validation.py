@@ -180,3 +180,44 @@ def test_the_cli_checks_files(tmp_path, capsys):
     assert main([good]) == 0
     assert main([good, str(bad)]) == 1
     assert 'train.kd_optt' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('tool', ['card', 'export', 'quant_export'])
+def test_the_tools_refuse_a_bad_option_file_with_train_pys_message(tool, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from dukd_arch.options import validated_parse_options
+    opt = _base()
+    opt['train']['kd_optt'] = opt['train'].pop('kd_opt')
+    opt['network_g']['num_blocks'] = opt['network_g'].pop('num_block')
+    path = str(tmp_path / 'bad.yml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', path])
+    with pytest.raises(SystemExit) as train_py:  # what train.py prints
+        validated_parse_options(str(tmp_path))
+    expected = str(train_py.value.code)[len('Error: '):]
+    assert 'train.kd_optt: unknown key' in expected and 'network_g.num_blocks: unknown key' in expected
+    argv = ['-opt', path, '--checkpoint', str(tmp_path / 'never_read.pth'), '--out', str(tmp_path / 'out')]
+    try:
+        code = importlib.import_module(f'dukd_arch.{tool}').main(argv)
+    except SystemExit as stop:
+        code, message = 1, str(stop.code)
+    else:
+        message = capsys.readouterr().err
+    assert code and expected in message
+    assert not (tmp_path / 'out').exists()
+
+
+def test_the_tools_read_a_test_option_file_as_test_py_does(tmp_path):
+    from dukd_arch.options import load_checked_options
+    path = tmp_path / 'test.yml'
+    opt = yaml.safe_load(open(f'{REPO}/options/test/test_dukd_edsr_x4.yml'))
+    path.write_text(yaml.safe_dump(opt))
+    assert load_checked_options(str(path))['network_g'] == opt['network_g']  # no `train`: checked as a test file
+    opt['network_g']['num_feats'] = 64
+    path.write_text(yaml.safe_dump(opt))
+    with pytest.raises(OptionError, match=r'network_g\.num_feats: unknown key'):
+        load_checked_options(str(path))
+    with pytest.raises(OptionError, match=r'missing\.yml: options file not found'):
+        load_checked_options(str(tmp_path / 'missing.yml'))

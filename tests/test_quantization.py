@@ -4,11 +4,13 @@ import math
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 import dukd_arch  # noqa: F401  (registers the archs)
 from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
+from conftest import tool_options
 from dukd_arch.archs.quant_layers import (QUANT_LAYERS, QuantConv2d, QuantLinear, describe_quantization,
                                           initialize_quantizers, load_full_precision, quantizer_state_keys,
                                           uninitialized_quantizers)
@@ -214,8 +216,7 @@ def test_export_cli_prefers_ema_weights(tmp_path):
     ckpt = tmp_path / 'net_g_10.pth'
     torch.save({'params': net.state_dict(), 'params_ema': ema.state_dict()}, ckpt)
     opt = tmp_path / 'opt.yml'
-    opt.write_text('network_g:\n  type: QuantEDSR\n' + ''.join(f'  {k}: {v}\n' for k, v in EDSR_ARGS.items()) +
-                   '  w_bits: 4\n  a_bits: 4\n')
+    opt.write_text(yaml.safe_dump(tool_options({'type': 'QuantEDSR', 'w_bits': 4, 'a_bits': 4, **EDSR_ARGS})))
     out = tmp_path / 'out.safetensors'
     main(['-opt', str(opt), str(ckpt), str(out)])
     tensors, meta = load_quantized(str(out))

@@ -10,7 +10,8 @@ import basicsr.train
 from dukd_arch import compat
 from dukd_arch.data.resumable_sampler import ResumableSampler, SeededDataset
 from dukd_arch.io import checkpoint
-from dukd_arch.io.checkpoint import atomic_save, read_checkpoint
+from dukd_arch.io.atomic import atomic_save
+from dukd_arch.io.checkpoint import read_checkpoint
 from pipeline_opts import pipeline_options, write_options
 
 

@@ -8,13 +8,15 @@ import zipfile
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
 
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
-from conftest import SCALE, TINY_EDSR, make_opt, save_teacher, write_pairs
+from conftest import SCALE, TINY_EDSR, make_opt, save_teacher, tool_options, write_pairs
 from dukd_arch import compat
-from dukd_arch.io.checkpoint import atomic_save, read_checkpoint
+from dukd_arch.io.atomic import atomic_save
+from dukd_arch.io.checkpoint import read_checkpoint
 from dukd_arch.io.network import load_network_safely
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
@@ -124,7 +126,7 @@ def test_every_cli_refuses_a_malicious_checkpoint(tool, tmp_path, capsys):
     marker = tmp_path / 'code_ran'
     ckpt = _malicious(tmp_path / 'evil.pth', marker)
     opt_path = tmp_path / 'opt.yml'
-    opt_path.write_text(yaml.safe_dump({'name': 'cli', 'scale': SCALE, 'network_g': TINY_EDSR}))
+    opt_path.write_text(yaml.safe_dump(tool_options()))
     argv = {'card': ['-opt', str(opt_path), '--checkpoint', ckpt, '--repeats', '1'],
             'export': ['-opt', str(opt_path), '--checkpoint', ckpt, '--out', str(tmp_path / 'out')],
             'convert': [ckpt, str(tmp_path / 'out.safetensors')],
@@ -264,3 +266,84 @@ def test_auto_teacher_with_nonfinite_weights_is_refused(tmp_path):
     opt = {'network_t': {'type': 'AutoTeacher', 'path': path, 'scale': 4}, 'path': {}}
     with pytest.raises(ValueError, match=r'compact\.safetensors has non-finite values'):
         build_teacher(opt, torch.device('cpu'))
+
+
+def _export_student(tmp_path):
+    """``python -m dukd_arch.export --safetensors`` of a tiny student: the exported file's path."""
+    from dukd_arch.export import main as export_main
+    torch.save({'params': _tiny_student().state_dict()}, str(tmp_path / 'net_g_1.pth'))
+    (tmp_path / 'opt.yml').write_text(yaml.safe_dump(tool_options()))
+    assert export_main(['-opt', str(tmp_path / 'opt.yml'), '--checkpoint', str(tmp_path / 'net_g_1.pth'),
+                        '--out', str(tmp_path / 'export'), '--safetensors']) == 0
+    return str(tmp_path / 'export' / 'student.safetensors')
+
+
+def _flip_a_tensor_byte(path):
+    """Flip one byte in the middle of the tensor data (the header, and so the file's structure, stay valid)."""
+    data = bytearray(open(path, 'rb').read())
+    header = 8 + int.from_bytes(data[:8], 'little')
+    data[(header + len(data)) // 2] ^= 0x01
+    open(path, 'wb').write(bytes(data))
+
+
+def test_exported_safetensors_with_a_flipped_byte_is_refused_and_named(tmp_path):
+    from safetensors.torch import load_file
+
+    from dukd_arch.upsampler import load_student as load_exported
+    path = _export_student(tmp_path)
+    assert torch.equal(read_checkpoint(path)['conv_first.weight'], _tiny_student().state_dict()['conv_first.weight'])
+    _flip_a_tensor_byte(path)
+    assert all(torch.isfinite(v).all() for v in load_file(path).values())  # safetensors loads it: a wrong weight
+    with pytest.raises(ValueError, match=r'student\.safetensors is corrupt: its tensors do not match the SHA-256'):
+        read_checkpoint(path)
+    with pytest.raises(ValueError, match=r'student\.safetensors is corrupt'):
+        load_exported(path, device='cpu')
+
+
+def test_quantized_and_converted_safetensors_carry_the_digest(tmp_path):
+    from dukd_arch.archs.quant_export import load_quantized, save_quantized
+    from dukd_arch.convert import main as convert_main
+    from dukd_arch.io.safetensors_file import DIGEST_KEY
+    torch.save({'params': _tiny_student().state_dict()}, str(tmp_path / 'net.pth'))
+    assert convert_main([str(tmp_path / 'net.pth'), str(tmp_path / 'converted.safetensors')]) == 0
+    quant = build_network({**TINY_EDSR, 'type': 'QuantEDSR', 'w_bits': 4, 'a_bits': 4}).train()
+    quant(torch.rand(1, 3, 8, 8))
+    save_quantized(quant, str(tmp_path / 'q.safetensors'))
+    assert DIGEST_KEY in load_quantized(str(tmp_path / 'q.safetensors'))[1]
+    _flip_a_tensor_byte(str(tmp_path / 'converted.safetensors'))
+    _flip_a_tensor_byte(str(tmp_path / 'q.safetensors'))
+    with pytest.raises(ValueError, match=r'converted\.safetensors is corrupt'):
+        read_checkpoint(str(tmp_path / 'converted.safetensors'))
+    with pytest.raises(ValueError, match=r'q\.safetensors is corrupt'):
+        load_quantized(str(tmp_path / 'q.safetensors'))
+
+
+def test_safetensors_from_elsewhere_load_as_before(tmp_path):
+    """No digest (written by another tool): loaded; a NaN in it is still refused by the finiteness check."""
+    from safetensors.torch import save_file
+    state = _tiny_student().state_dict()
+    save_file(state, str(tmp_path / 'theirs.safetensors'))
+    assert all(torch.equal(v, state[k]) for k, v in read_checkpoint(str(tmp_path / 'theirs.safetensors')).items())
+    state['conv_first.bias'][0] = float('nan')
+    save_file(state, str(tmp_path / 'theirs.safetensors'))
+    opt = make_opt(tmp_path)
+    opt['path'].update(pretrain_network_g=str(tmp_path / 'theirs.safetensors'), param_key_g=None)
+    with pytest.raises(ValueError, match=r'theirs\.safetensors has non-finite values .*conv_first\.bias'):
+        build_model(opt)
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o002])
+def test_exported_files_get_the_umask_mode(umask, tmp_path):
+    from dukd_arch.archs.quant_export import save_quantized
+    from dukd_arch.convert import main as convert_main
+    quant = build_network({**TINY_EDSR, 'type': 'QuantEDSR', 'w_bits': 4, 'a_bits': 4}).train()
+    quant(torch.rand(1, 3, 8, 8))
+    old = os.umask(umask)
+    try:
+        written = [_export_student(tmp_path)]
+        assert convert_main([str(tmp_path / 'net_g_1.pth'), str(tmp_path / 'c.safetensors')]) == 0
+        save_quantized(quant, str(tmp_path / 'q.safetensors'))
+    finally:
+        os.umask(old)
+    written += [str(tmp_path / 'c.safetensors'), str(tmp_path / 'q.safetensors')]
+    assert [oct(os.stat(p).st_mode & 0o777) for p in written] == [oct(0o666 & ~umask)] * 3

@@ -25,8 +25,8 @@ from basicsr.archs import build_network
 
 from .quant_layers import QUANT_LAYERS, describe_quantization
 from ..ops.quantize import weight_codes
-from ..io.checkpoint import read_safetensors
 from ..io.network import load_student
+from ..io.safetensors_file import read_safetensors_file, save_safetensors_file
 
 FORMAT = 'dukd-quantized-v1'
 
@@ -72,9 +72,8 @@ def export_tensors(net: nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, s
 
 
 def save_quantized(net: nn.Module, path: str) -> Dict[str, str]:
-    from safetensors.torch import save_file
     tensors, metadata = export_tensors(net)
-    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, path, metadata=metadata)
+    save_safetensors_file(tensors, path, metadata)
     return metadata
 
 
@@ -90,7 +89,7 @@ def export_quantized_student(opt: dict, checkpoint: str, out: str,
 
 
 def load_quantized(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    tensors, metadata = read_safetensors(path)
+    tensors, metadata = read_safetensors_file(path, what='quantized export')
     if metadata.get('format') != FORMAT:
         raise ValueError(f'{path} is not a dukd quantized export (format {metadata.get("format")!r}, '
                          f'expected {FORMAT!r}); write one with `python -m dukd_arch.quant_export`.')

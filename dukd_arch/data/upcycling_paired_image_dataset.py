@@ -1,11 +1,9 @@
 """PairedImageDataset that also prepares DUKD's upcycled inputs on the data-loader workers."""
-import os
-
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..ops import zoom_in, zoom_out
-from .bad_images import BadImageError, BadImageSkipper, parse_policy, unreadable_reason
+from .bad_images import BadImageSkipper, checked_pair, parse_policy
 from .teacher_label_dataset import TeacherLabelMixin
 
 
@@ -26,11 +24,7 @@ class UpcyclingPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
     """
 
     def __init__(self, opt):
-        for key in ('dataroot_gt', 'dataroot_lq'):
-            if not os.path.exists(opt[key]):
-                raise FileNotFoundError(f"datasets.{opt.get('name')}.{key}: {opt[key]!r} does not exist. "
-                                        'Prepare the data as in datasets/README.md or fix the path.')
-        super().__init__(opt)
+        super().__init__(opt)  # missing folders are named there (compat.py, data/pair_folders.py)
         up = dict(opt.get('upcycling') or {})
         unknown = set(up) - {'zoom_in_tiles', 'positions', 'zoom_out'}
         if unknown:
@@ -49,29 +43,9 @@ class UpcyclingPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
         return self._load_pair(index)
 
     def _load_pair(self, index):
-        paths = self.paths[index]
-        try:
-            item = self._paired_item(index)
-        except BadImageError:
-            raise
-        except Exception as err:
-            # name the file that does not decode; anything else is not bad data and propagates unchanged
-            for key in ('gt', 'lq'):
-                reason = unreadable_reason(self.file_client, paths[f'{key}_path'], key)
-                if reason:
-                    raise BadImageError(f"bad training image {paths[f'{key}_path']}: {reason}",
-                                        paths[f'{key}_path']) from err
-            if isinstance(err, ValueError):
-                raise BadImageError(f"bad LR/HR pair {paths['lq_path']} / {paths['gt_path']}: {err}",
-                                    paths['lq_path']) from err
-            raise
+        item = checked_pair(self, index, self._paired_item)  # bad files named (data/bad_images.py)
         scale = self.opt['scale']
         lq, gt = item['lq'], item['gt']
-        if gt.shape[-2] != lq.shape[-2] * scale or gt.shape[-1] != lq.shape[-1] * scale:
-            raise BadImageError(f"bad LR/HR pair: {paths['gt_path']} is {gt.shape[-2]}x{gt.shape[-1]} but "
-                                f"{paths['lq_path']} is {lq.shape[-2]}x{lq.shape[-1]} at scale {scale}; "
-                                'regenerate the LR images (datasets/README.md) or fix the folders.',
-                                paths['lq_path'])
         if self.opt['phase'] == 'train':
             if self.zoom_in_tiles > 0:
                 item['zoom_in'] = zoom_in(gt[None], lq.shape[-2:], self.zoom_in_tiles, self.positions)

@@ -9,10 +9,9 @@ then renamed over the target, so a kill mid-save leaves the previous file intact
 import os
 import pickle
 import re
-import secrets
 import zipfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -32,11 +31,8 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
         raise FileNotFoundError(f'{what} not found: {path!r}. Check the path in your options file.')
     shipped.verify(path)
     if str(path).endswith('.safetensors'):
-        from safetensors.torch import load_file
-        try:
-            return load_file(path, device='cpu')
-        except Exception as err:  # safetensors raises its own error types
-            raise ValueError(f'{what} {path} is not a readable safetensors file ({err}); re-download it.') from err
+        from .safetensors_file import read_safetensors_file
+        return read_safetensors_file(path, what)[0]
     if torch_version() < SAFE_TORCH:
         raise RuntimeError(f'{what} {path}: torch {torch.__version__} cannot load .pth files safely (weights_only=True '
                            'can still run code before torch 2.6, CVE-2025-32434). Upgrade torch to >= 2.6, or use a '
@@ -47,11 +43,11 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     except pickle.UnpicklingError as err:
         raise ValueError(
             f'{what} {path} holds pickled Python objects that need code execution to load, which dukd refuses '
-            f'for safety ({str(err).splitlines()[0]}). If you trust the file, convert it once with '
+            f'for safety ({first_line(err)}). If you trust the file, convert it once with '
             f'`python -m dukd_arch.convert --unsafe-trust {path} out.safetensors` and point the options at the '
             f'result.') from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f'{what} {path} is truncated or corrupt ({str(err).splitlines()[0]}); '
+    except Exception as err:  # torch's unpickler raises many types on garbage (IndexError, EOFError, ...)
+        raise ValueError(f'{what} {path} is truncated or corrupt ({first_line(err)}); '
                          f're-download or re-save it.') from err
 
 
@@ -72,11 +68,9 @@ def safetensors_metadata(path: str) -> dict:
         raise ValueError(f'{path} is not a readable safetensors file ({err}); re-export or re-download it.') from err
 
 
-def read_safetensors(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file, on the CPU."""
-    from safetensors import safe_open
-    with safe_open(path, framework='pt', device='cpu') as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, or its type when the message is empty (torch's on a 0-byte file)."""
+    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 def torch_version() -> Tuple[int, int]:
@@ -161,51 +155,3 @@ def check_state_dict(net: torch.nn.Module, state: Dict, path: str, option: str, 
             lines.append(f'  shape mismatches ({len(wrong)}): {wrong[:5]}')
         lines.append(f'  Fix `{option}` (type, num_feat, num_block, upscale, ...) to match the checkpoint.')
         raise ValueError('\n'.join(lines))
-
-
-# the names atomic_save writes (16 hex digits; 8 characters of [a-z0-9_] from earlier versions' mkstemp)
-TEMPORARY = re.compile(r'^\..+\.(?:pth|state)\.[0-9a-z_]{8,16}\.tmp$')
-
-
-def _create_temporary(path: str) -> Tuple[int, str]:
-    """A new hidden ``.<name>.<random>.tmp`` next to ``path``, created like ``open(..., 'wb')`` does: mode
-    0o666 minus the umask (tempfile.mkstemp would force 0600, unlike BasicSR's own checkpoints)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    while True:
-        tmp = os.path.join(folder, f'.{name}.{secrets.token_hex(8)}.tmp')
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def remove_stale_temporaries(folder: str) -> List[str]:
-    """Delete the temporary files that saves killed with SIGKILL left in ``folder``; returns their names.
-
-    Only call it when no save to ``folder`` is running (at the start of training)."""
-    removed = []
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            if TEMPORARY.match(name):
-                try:
-                    os.remove(os.path.join(folder, name))
-                    removed.append(name)
-                except FileNotFoundError:
-                    pass
-    return removed
-
-
-def atomic_save(obj, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = _create_temporary(path)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

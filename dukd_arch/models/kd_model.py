@@ -13,7 +13,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..data.fitting_images import ImagesThatFit
 from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
-from ..io.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
+from ..io.atomic import atomic_save, remove_stale_temporaries
+from ..io.checkpoint import read_checkpoint
 from ..training.grad_sync import average_gradients_across_ranks
 from ..data.label_store import check_run_store
 from ..model_card import write_model_card

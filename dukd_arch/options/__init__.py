@@ -12,6 +12,7 @@ Keys of your own (a fork that reads extra keys) go in a top-level list of glob p
 A listed key and everything under it are left unchecked.
 """
 import argparse
+import os
 import sys
 from collections import OrderedDict
 
@@ -49,7 +50,8 @@ def validate_options(opt, is_train=True, source='the options'):
     # an unknown model_type is reported above; then every model's keys are accepted rather than each flagged
     families = schema.model_families(model_cls) if model_cls is not None else schema.ALL_FAMILIES
 
-    for key in ('name', 'model_type', 'network_g', 'path') + (('datasets', 'train') if is_train else ('datasets', )):
+    for key in ('name', 'model_type', 'scale', 'network_g', 'path') + (('datasets', 'train') if is_train else
+                                                                        ('datasets', )):
         if key not in opt:
             ctx.error(key, 'missing: BasicSR needs this section')
     if is_train and 'logger' not in opt:
@@ -63,6 +65,13 @@ def validate_options(opt, is_train=True, source='the options'):
             top_keys[key] = schema.ANY
     _foreign_keys_error(opt, '', foreign_top, own_top, opt.get('model_type'), ctx)
     Section(top_keys).validate({k: v for k, v in opt.items() if k not in foreign_top or k in own_top}, '', ctx)
+    schema.scale_mismatches(opt, ctx)
+    if is_train and families.get('kd'):
+        schema.untrained_teacher(opt, ctx)
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    if is_train and isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val'] and any(
+            str(name).split('_')[0] == 'val' for name in datasets):
+        ctx.error('val.val_freq', 'missing: training validates every val_freq iterations (e.g. 5000)')
 
     if ctx.errors:
         lines = [f'  {path}: {message}' for path, message in ctx.errors]
@@ -92,7 +101,8 @@ def _train_section(families, model_cls):
         own, foreign = schema.family_keys(families, 'train')
         _foreign_keys_error(value, 'train.', foreign, own, ctx.opt.get('model_type'), ctx)
         keys = {**schema.SRMODEL_TRAIN, **own}
-        Section(keys).validate({k: v for k, v in value.items() if k not in foreign or k in own}, path, ctx)
+        Section(keys, required=('optim_g', 'scheduler', 'total_iter')).validate(
+            {k: v for k, v in value.items() if k not in foreign or k in own}, path, ctx)
 
     return validate
 
@@ -111,12 +121,28 @@ def load_option_file(path, force_yml=None):
 
 
 def check_option_file(path, is_train=True, force_yml=None):
-    """Load and validate one option file; returns (opt, notes) or raises OptionError naming the file."""
+    """Load and validate one option file; returns (opt, notes) or raises OptionError naming the file.
+
+    ``is_train=None``: a training file when it has a ``train`` section, else a test file (the tools'
+    ``-opt`` takes either)."""
+    if not os.path.isfile(path):
+        raise OptionError(f'{path}: options file not found; check the -opt path')
     try:
         opt = load_option_file(path, force_yml)
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise OptionError(f'{path}: not valid YAML: {err}') from err
+    if is_train is None:
+        is_train = isinstance(opt, dict) and 'train' in opt
     return opt, validate_options(opt, is_train=is_train, source=path)
+
+
+def load_checked_options(path):
+    """The ``-opt`` file of ``python -m dukd_arch.card / export / quant_export``, validated as train.py does
+    (same messages); notes go to stderr. Raises OptionError (a ValueError) naming the file and each key."""
+    opt, notes = check_option_file(path, is_train=None)
+    for note in notes:
+        print(f'Note ({path}): {note}', file=sys.stderr)
+    return opt
 
 
 def check_command_line(argv=None, is_train=True):

@@ -16,8 +16,8 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from ..ops import AUGMENTATION_OPS
 from ..training.precision import parse_amp, parse_compile
-from .spec import (ANY, BOOL, COUNT, NULL, NUMBER, STR, Either, ListOf, Section, Type, check, describe, one_of,
-                   optional, signature_keys, suggestion)
+from .spec import (ANY, BOOL, COUNT, NONNEGATIVE, NULL, NUMBER, POSITIVE, PROBABILITY, RATE, STR, Either, ListOf,
+                   Section, Type, check, describe, one_of, optional, signature_keys, suggestion)
 
 NUMBERS = ListOf(NUMBER, 'a list of numbers')
 STRINGS = ListOf(STR, 'a list of strings')
@@ -41,6 +41,13 @@ def _check_registered_type(registry, what, value, path, ctx):
     return obj
 
 
+# constructor arguments that are sizes: an untyped one (no default, no annotation) would take any value
+SIZES = ('num_in_ch', 'num_out_ch', 'num_feat', 'num_block', 'num_grow_ch', 'num_group', 'num_conv', 'upscale',
+         'n_resgroups', 'n_resblocks', 'n_feats', 'in_chans', 'embed_dim', 'window_size', 'img_size', 'scale',
+         'squeeze_factor', 'reduction')
+UPSCALE_KEYS = ('upscale', 'scale', 'upscale_factor')
+
+
 def typed_block(registry, what, skip=(), extra=None, closed=True):
     """A ``{type: <registered name>, **kwargs}`` block checked against the constructor's signature."""
 
@@ -55,6 +62,10 @@ def typed_block(registry, what, skip=(), extra=None, closed=True):
         if obj is None:
             return
         keys, required = signature_keys(obj, skip=skip)
+        if registry is ARCH_REGISTRY:
+            keys.update({k: POSITIVE for k in SIZES if k in keys and keys[k] in (ANY, COUNT, NUMBER)})
+        if 'layer_weights' in keys:  # PerceptualLoss: untyped in its signature
+            keys['layer_weights'] = Section({}, patterns={'*': NUMBER}, expected='a mapping of VGG layer to weight')
         keys = {**keys, **(extra or {}), 'type': STR}
         if not closed:
             keys.update({k: ANY for k in value if k not in keys})
@@ -72,15 +83,18 @@ OPTIONAL_LOSS = Either(NULL, Type('{}', lambda v: v == {}), LOSS)  # `pixel_opt:
 
 
 def _optimizer(value, path, ctx):
-    if not isinstance(value, dict) or 'type' not in value:
+    if not isinstance(value, dict):
         ctx.error(path, f'expected a mapping with `type` (e.g. Adam), got {describe(value)}')
+        return
+    if 'type' not in value:
+        ctx.error(f'{path}.type', 'missing: name the torch.optim optimizer (e.g. Adam)')
         return
     cls = getattr(torch.optim, str(value['type']), None)
     if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
         ctx.error(f'{path}.type', f'{value["type"]!r} is not a torch.optim optimizer (e.g. Adam, AdamW)')
         return
     keys, _ = signature_keys(cls, skip=('params', ))
-    keys = {**keys, 'type': STR, 'lr': NUMBER, 'betas': NUMBERS}
+    keys = {**keys, 'type': STR, 'lr': RATE, 'betas': NUMBERS}
     Section(keys).validate(value, path, ctx)
 
 
@@ -92,7 +106,7 @@ def _scheduler(value, path, ctx):
     from basicsr.models import lr_scheduler
     if not isinstance(value, dict) or value.get('type') not in SCHEDULERS:
         got = value.get('type') if isinstance(value, dict) else value
-        ctx.error(path, f'`type` must be one of {sorted(SCHEDULERS)} (what BasicSR 1.4.2 builds), got {got!r}')
+        ctx.error(f'{path}.type' if isinstance(value, dict) else path, f'`type` must be one of {sorted(SCHEDULERS)} (what BasicSR 1.4.2 builds), got {got!r}')
         return
     keys, _ = signature_keys(getattr(lr_scheduler, SCHEDULERS[value['type']]), skip=('optimizer', 'last_epoch'))
     keys = {**keys, 'type': STR, 'milestones': ListOf(COUNT, 'a list of iterations'), 'periods': ListOf(COUNT)}
@@ -112,8 +126,8 @@ def _parsed_by(parser, option_path):
 
 
 def _metric(value, path, ctx):
-    typed_block(METRIC_REGISTRY, 'metric', skip=('img', 'img2'), extra={'better': one_of('higher', 'lower')})(
-        value, path, ctx)
+    typed_block(METRIC_REGISTRY, 'metric', skip=('img', 'img2'),
+                extra={'better': one_of('higher', 'lower'), 'crop_border': NONNEGATIVE})(value, path, ctx)
 
 
 # ----------------------------------------------------------------------------------------- datasets
@@ -121,20 +135,20 @@ IO_BACKEND = Section({
     'type': one_of('disk', 'lmdb', 'memcached'),
     'db_paths': Either(STR, STRINGS), 'client_keys': Either(STR, STRINGS), 'readonly': BOOL, 'lock': BOOL,
     'readahead': BOOL, 'server_list_cfg': STR, 'client_cfg': STR, 'sys_path': STR,
-})
+}, required=('type', ))
 LOADER = {
     'name': STR, 'type': STR, 'io_backend': IO_BACKEND,
-    'num_worker_per_gpu': COUNT, 'batch_size_per_gpu': COUNT, 'dataset_enlarge_ratio': COUNT,
-    'use_shuffle': BOOL, 'prefetch_mode': optional(one_of('cpu', 'cuda')), 'num_prefetch_queue': COUNT,
+    'num_worker_per_gpu': NONNEGATIVE, 'batch_size_per_gpu': POSITIVE, 'dataset_enlarge_ratio': POSITIVE,
+    'use_shuffle': BOOL, 'prefetch_mode': optional(one_of('cpu', 'cuda')), 'num_prefetch_queue': POSITIVE,
     'pin_memory': BOOL, 'persistent_workers': BOOL,
-    'phase': STR, 'scale': COUNT,  # set by BasicSR's parse_options
+    'phase': STR, 'scale': POSITIVE,  # set by BasicSR's parse_options
 }
 IMAGE_NORM = {'mean': optional(NUMBERS), 'std': optional(NUMBERS), 'color': one_of('y')}
 PAIRED = {
     'dataroot_gt': STR, 'dataroot_lq': STR, 'meta_info_file': optional(STR), 'filename_tmpl': STR,
-    'gt_size': COUNT, 'use_hflip': BOOL, 'use_rot': BOOL, **IMAGE_NORM,
+    'gt_size': POSITIVE, 'use_hflip': BOOL, 'use_rot': BOOL, **IMAGE_NORM,
 }
-UPCYCLING = Section({'zoom_in_tiles': COUNT, 'positions': one_of('grid', 'random'), 'zoom_out': BOOL})
+UPCYCLING = Section({'zoom_in_tiles': NONNEGATIVE, 'positions': one_of('grid', 'random'), 'zoom_out': BOOL})
 REALESRGAN_KERNELS = {}
 for _s in ('', '2'):
     REALESRGAN_KERNELS.update({
@@ -150,8 +164,15 @@ DATASET_KEYS = {
     'SingleImageDataset': {'dataroot_lq': STR, 'meta_info_file': optional(STR), **IMAGE_NORM},
     'RealESRGANDataset': {
         'dataroot_gt': STR, 'meta_info': STR, 'use_hflip': BOOL, 'use_rot': BOOL, 'final_sinc_prob': NUMBER,
-        'gt_size': COUNT, **REALESRGAN_KERNELS,
+        'gt_size': POSITIVE, **REALESRGAN_KERNELS,
     },
+}
+# keys each dataset type reads without a default (beyond name, type and io_backend), in every phase / in training
+_PAIRED_NEEDS = (('dataroot_gt', 'dataroot_lq'), ('gt_size', 'use_hflip', 'use_rot'))
+DATASET_NEEDS = {
+    'PairedImageDataset': _PAIRED_NEEDS, 'UpcyclingPairedImageDataset': _PAIRED_NEEDS,
+    'TeacherLabelPairedImageDataset': _PAIRED_NEEDS, 'SingleImageDataset': (('dataroot_lq', ), ()),
+    'RealESRGANDataset': (('dataroot_gt', 'meta_info'), ('gt_size', 'use_hflip', 'use_rot')),
 }
 
 
@@ -168,7 +189,15 @@ def _dataset(value, path, ctx):
     if keys is None:  # a BasicSR dataset this project does not use (video, face, ...): loader keys only typed
         ctx.notes.append(f'{path}: keys of dataset type {value["type"]} are not checked')
         keys = {k: ANY for k in value}
-    Section({**LOADER, **keys}).validate(value, path, ctx)
+    training = path.split('.')[-1] == 'train'
+    always, in_training = DATASET_NEEDS.get(value['type'], ((), ()))
+    required = ('name', 'io_backend') + always + (in_training + ('batch_size_per_gpu', 'num_worker_per_gpu')
+                                                  if training else ())
+    Section({**LOADER, **keys}, required=required).validate(value, path, ctx)
+    scale = ctx.opt.get('scale')
+    if training and POSITIVE.accepts(value.get('gt_size')) and POSITIVE.accepts(scale) and value['gt_size'] % scale:
+        ctx.error(f'{path}.gt_size', f'{value["gt_size"]} is not a multiple of scale {scale}: the LR patch would be '
+                  f'{value["gt_size"] / scale:g} pixels; use {value["gt_size"] // scale * scale or scale}')
 
 
 def _datasets(value, path, ctx):
@@ -176,11 +205,13 @@ def _datasets(value, path, ctx):
         ctx.error(path, f'expected a mapping of phases (train, val, val_1, test_1, ...), got {describe(value)}')
         return
     phases = ('train', 'val') if ctx.is_train else ('train', 'val', 'test')
+    if ctx.is_train and 'train' not in value:
+        ctx.error(f'{path}.train', 'missing: training needs a `train` dataset')
     for name, dataset in value.items():
         where = f'{path}.{name}'
         if ctx.allowed(where):
             continue
-        if str(name).split('_')[0] not in phases:
+        if str(name).split('_')[0] not in phases or str(name).startswith('train_'):  # BasicSR: 'train' exactly
             ctx.error(where, f'a dataset phase is named {" / ".join(p + "[_N]" for p in phases)}; '
                       f'{suggestion(name, phases, "phases")}')
             continue
@@ -189,12 +220,13 @@ def _datasets(value, path, ctx):
 
 # ----------------------------------------------------------------------------------------- train
 DUKD_OPT = Section({
-    'zoom_in': Either(NULL, BOOL, COUNT, Section({'num_tiles': COUNT, 'positions': one_of('grid', 'random'),
-                                                  'loss_weight': NUMBER})),
+    'zoom_in': Either(NULL, BOOL, NONNEGATIVE, Section({'num_tiles': NONNEGATIVE,
+                                                        'positions': one_of('grid', 'random'),
+                                                        'loss_weight': NUMBER})),
     'zoom_out': Either(NULL, BOOL, Section({'loss_weight': NUMBER, 'lr_weight': optional(NUMBER)})),
     'label_consistency': Either(
-        NULL, NUMBER,
-        Section({'prob': NUMBER, 'ops': ListOf(one_of(*AUGMENTATION_OPS)),
+        NULL, PROBABILITY,
+        Section({'prob': PROBABILITY, 'ops': ListOf(one_of(*AUGMENTATION_OPS)),
                  'apply_to': ListOf(one_of('zoom_in', 'zoom_out'))})),
     'two_step': BOOL,
     'n_gt_sub': Either(COUNT, ListOf(COUNT, 'a one-element list such as [1]')),  # the authors' key
@@ -208,7 +240,7 @@ AUTHORS_FEATURE_DISTILLATION = Section({
 })
 
 SRMODEL_TRAIN = {
-    'ema_decay': NUMBER, 'optim_g': _optimizer, 'scheduler': _scheduler, 'total_iter': COUNT,
+    'ema_decay': PROBABILITY, 'optim_g': _optimizer, 'scheduler': _scheduler, 'total_iter': POSITIVE,
     'warmup_iter': COUNT, 'pixel_opt': OPTIONAL_LOSS, 'perceptual_opt': OPTIONAL_LOSS,
     'exact_resume': BOOL,  # read by dukd_arch.compat for any model: the exact-resume data path on or off
 }
@@ -219,7 +251,7 @@ KD_TRAIN = {
     'teacher_amp': _parsed_by(parse_amp, 'train.teacher_amp'), 'channels_last': BOOL,
     'compile': _parsed_by(parse_compile, 'train.compile'), 'model_card': BOOL,
 }
-DUKD_TRAIN = {'dukd_opt': Either(NULL, DUKD_OPT), 'noisy': Either(NULL, Section({'prob': NUMBER}))}
+DUKD_TRAIN = {'dukd_opt': Either(NULL, DUKD_OPT), 'noisy': Either(NULL, Section({'prob': PROBABILITY}))}
 FEATURE_TRAIN = {'feature_kd_opt': Either(ListOf(FEATURE_KD_ENTRY), FEATURE_KD_ENTRY)}
 AUTHORS_FAKD_TRAIN = {'feature_distillation': AUTHORS_FEATURE_DISTILLATION, 'feature_opt': LOSS}
 
@@ -241,6 +273,33 @@ def declared_families(model_cls):
     if not inspect.isclass(model_cls):
         return set()
     return set().union(*(vars(cls).get('option_families', ()) for cls in model_cls.__mro__))
+
+
+def scale_mismatches(opt, ctx):
+    """A network whose upscale factor differs from ``scale``: data and network would disagree on every size."""
+    scale = opt.get('scale')
+    for net in ('network_g', 'network_t'):
+        block = opt.get(net)
+        arch = registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+        if arch is None or not POSITIVE.accepts(scale):
+            continue
+        params = inspect.signature(arch).parameters
+        for key in UPSCALE_KEYS:
+            default = params[key].default if key in params else None
+            factor = block.get(key, default)
+            if POSITIVE.accepts(factor) and factor != scale:
+                ctx.error('scale', f'{scale}, but {net}.{key} is {factor}{"" if key in block else " (its default)"}: '
+                          f'the data is made for x{scale}; set both to the same factor')
+
+
+def untrained_teacher(opt, ctx):
+    """Training a KD model needs the teacher's weights (``archs/teacher.build_teacher`` refuses too, later)."""
+    block = opt.get('network_t')
+    arch = registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+    path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
+    if arch is not None and not getattr(arch, 'loads_own_weights', False) and path.get('pretrain_network_t') is None:
+        ctx.error('path.pretrain_network_t', 'not set: an untrained teacher teaches noise. Point it at the teacher '
+                  'checkpoint (.pth or .safetensors).')
 
 
 def model_families(model_cls):
@@ -313,17 +372,17 @@ def _path(value, path, ctx):
 
 
 VAL = Section({
-    'val_freq': COUNT, 'save_img': BOOL, 'self_ensemble': BOOL, 'suffix': optional(STR), 'pbar': BOOL,
+    'val_freq': POSITIVE, 'save_img': BOOL, 'self_ensemble': BOOL, 'suffix': optional(STR), 'pbar': BOOL,
     'metrics': Either(NULL, Section({}, patterns={'*': _metric})),
 })
 LOGGER = Section({
-    'print_freq': COUNT, 'save_checkpoint_freq': COUNT, 'use_tb_logger': BOOL,
+    'print_freq': POSITIVE, 'save_checkpoint_freq': POSITIVE, 'use_tb_logger': BOOL,
     'wandb': Either(NULL, Section({'project': optional(STR), 'resume_id': optional(STR)})),
-})
+}, required=('print_freq', 'save_checkpoint_freq'))
 DIST_PARAMS = Section({'backend': one_of('nccl', 'gloo', 'mpi'), 'port': COUNT})
 
 TOP = {
-    'name': STR, 'model_type': STR, 'scale': COUNT, 'num_gpu': Either(COUNT, one_of('auto')),
+    'name': STR, 'model_type': STR, 'scale': POSITIVE, 'num_gpu': Either(COUNT, one_of('auto')),
     'manual_seed': optional(COUNT), 'datasets': _datasets, 'network_g': NETWORK, 'path': _path,
     'val': Either(NULL, VAL), 'logger': LOGGER, 'dist_params': DIST_PARAMS, 'find_unused_parameters': BOOL,
     'allow_unknown_keys': STRINGS,

@@ -78,6 +78,11 @@ COUNT = Type('a whole number', _is_count)
 NUMBER = Type('a number', _is_number)
 STR = Type('a string', lambda v: isinstance(v, str))
 NULL = Type('~ (null)', lambda v: v is None)
+# ranges: a count or a rate outside them makes BasicSR or torch fail deep inside, or run something else
+POSITIVE = Type('a whole number >= 1', lambda v: _is_count(v) and v >= 1)
+NONNEGATIVE = Type('a whole number >= 0', lambda v: _is_count(v) and v >= 0)
+PROBABILITY = Type('a number in [0, 1]', lambda v: _is_number(v) and 0 <= v <= 1)
+RATE = Type('a number >= 0', lambda v: _is_number(v) and v >= 0)
 ANY = Type('anything', lambda v: True)
 
 
@@ -125,10 +130,12 @@ class Either:
 
 
 class Section:
-    """A mapping with known keys. ``patterns`` map glob patterns of a key to a spec (e.g. ``val_*``)."""
+    """A mapping with known keys. ``patterns`` map glob patterns of a key to a spec (e.g. ``val_*``);
+    ``required`` keys are read without a default (BasicSR would stop on a ``KeyError`` deep inside)."""
 
-    def __init__(self, keys: Dict[str, object], patterns: Optional[Dict[str, object]] = None, expected='a mapping'):
-        self.keys, self.patterns, self.expected = keys, patterns or {}, expected
+    def __init__(self, keys: Dict[str, object], patterns: Optional[Dict[str, object]] = None, expected='a mapping',
+                 required: Sequence[str] = ()):
+        self.keys, self.patterns, self.expected, self.required = keys, patterns or {}, expected, required
 
     def accepts(self, value) -> bool:
         return isinstance(value, dict)
@@ -146,6 +153,9 @@ class Section:
             ctx.error(path, f'expected {self.expected}, got {describe(value)}')
             return
         extra_keys = extra_keys or {}
+        for key in self.required:
+            if key not in value:
+                ctx.error(f'{path}.{key}' if path else key, 'missing: it is read without a default')
         for key, item in value.items():
             where = f'{path}.{key}' if path else str(key)
             spec = extra_keys.get(key) or self.spec_for(key)
