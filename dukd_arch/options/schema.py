@@ -34,7 +34,11 @@ def _check_registered_type(registry, what, value, path, ctx):
     if not isinstance(value, str):
         ctx.error(path, f'expected the name of a registered {what}, got {describe(value)}')
         return None
-    obj = registered(registry, value)
+    try:
+        obj = registered(registry, value)
+    except ImportError as err:  # a name of an optional extra (spandrel.<Class>) whose library is missing
+        ctx.error(path, str(err))
+        return None
     if obj is None:
         names = [n for n in registry._obj_map if not n.endswith('_basicsr')]
         ctx.error(path, f'no {what} is registered as {value!r}; {suggestion(value, names, "registered")}')
@@ -56,6 +60,11 @@ def typed_block(registry, what, skip=(), extra=None, closed=True):
             return
         keys, required = signature_keys(obj, skip=skip)
         keys = {**keys, **(extra or {}), 'type': STR}
+        refused = getattr(obj, 'refused_keys', {})  # keys a type names with its reason (spandrel.<Class>: w_bits)
+        for name in refused:
+            if name in value:
+                ctx.error(f'{path}.{name}', refused[name])
+                keys[name] = ANY  # reported once, not again as unknown
         if not closed:
             keys.update({k: ANY for k in value if k not in keys})
         for name in required:
