@@ -113,7 +113,12 @@ def export_onnx(net: torch.nn.Module, path: str, lr_size: int = 32, in_ch: int =
         except Exception:  # onnxruntime rejects shapes baked in by tracing: a fixed-size export is what works
             dynamic = False
     if not dynamic:
-        _onnx_export(net, x, path, opset, dynamic=False)
+        try:
+            _onnx_export(net, x, path, opset, dynamic=False)
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError) as err:
+            raise ValueError(f'{type(net).__name__} does not export to ONNX with torch {torch.__version__} '
+                             f'({str(err).splitlines()[0][:200]}); export with --safetensors (and --pth) instead: '
+                             'those files open in dukd_arch.infer and in spandrel-based tools.') from err
         diffs = {'x'.join(map(str, x.shape)): onnx_max_abs_diff(net, path, x)}
     onnx.checker.check_model(onnx.load(path))
     worst = max(diffs.values())

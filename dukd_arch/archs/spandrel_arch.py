@@ -12,8 +12,8 @@ BasicSR or dukd name can take. The option validator checks their keys against th
 
 At build time the weights are handed to spandrel's own loader once: it must detect the architecture and the
 hyper-parameters we built (else a file we export would open as another network, which is logged), and its size
-requirements become the network's ``window_size`` when the class has none, so training, tiling and export pad
-inputs to what the architecture takes.
+requirements become the network's ``window_size`` when the class has none (those with one pad inputs themselves),
+so training, tiling and export pad inputs to what the architecture takes.
 """
 import inspect
 import logging
@@ -81,13 +81,8 @@ def build_spandrel_network(cls: type, kwargs: dict) -> nn.Module:
                        'from weights: spandrel-based tools will compute other images from an exported file.')
     req = descriptor.size_requirements
     multiple = max(req.multiple_of, req.minimum)  # minimum is a multiple of multiple_of: padding to it meets both
-    own = getattr(net, 'window_size', None)
-    if multiple > 1:
-        if own is None:
-            net.window_size = multiple  # read by the KD models, tiling and export (utils/teacher.window_multiple)
-        elif isinstance(own, int) and own < multiple:
-            logger.warning(f'{name}: spandrel asks for inputs of at least / a multiple of {multiple} px, the network\'s '
-                           f'window_size is {own}; inputs are padded to multiples of {own} only.')
+    if multiple > 1 and not hasattr(net, 'window_size'):  # a window_size of its own: it pads itself (SwinIR, HAT)
+        net.window_size = multiple  # read by the KD models, tiling and export (utils/teacher.window_multiple)
     return net
 
 
