@@ -1,6 +1,6 @@
 """Progress of several training runs at once, as plain lines: one per run and a total ETA.
 
-    students (2 at a time): 3 runs, 38 % done, ETA 0:09:12 (at 08:41)
+    students (2 at a time): 3 runs, 26 % done, ETA 0:28:47 (at 08:55)
       DUKD                  3040/8000 it   5.6 it/s  ETA 0:14:46  held-out PSNR 24.87 dB
       output KD             3120/8000 it   5.8 it/s  ETA 0:14:01  held-out PSNR 24.91 dB
       student from scratch     0/8000 it  waiting
