@@ -28,11 +28,11 @@ def test_lines_show_each_run_and_a_total_eta_over_the_parallel_slots():
         board.reporter('DUKD')(50)
         board.reporter('output KD')(40, None)
         board.reporter('output KD')(None, '24.87')
-        # DUKD 50 left at 4 it/s = 12.5 s, KD 60 at 2 it/s = 30 s, scratch 100 at their mean 3 it/s = 33.3 s;
-        # on 2 slots, longest first: 33.3 | 30 + 12.5 -> 42.5 s
-        assert abs(board.remaining_seconds() - 42.5) < 1e-6
+        # DUKD 50 left at 4 it/s = 12.5 s, KD 60 at 2 it/s = 30 s, both running; scratch waits for the first free
+        # slot (DUKD's) and needs 100 at their mean 3 it/s = 33.3 s: 12.5 + 33.3 = 45.8 s
+        assert abs(board.remaining_seconds() - (12.5 + 100 / 3)) < 1e-6
         head, dukd, kd, scratch = board.lines()
-        assert head.startswith('students (2 at a time): 3 runs, 30 % done, ETA 0:00:42 (at ')
+        assert head.startswith('students (2 at a time): 3 runs, 30 % done, ETA 0:00:46 (at ')
         assert dukd.split() == ['DUKD', '50/100', 'it', '4.0', 'it/s', 'ETA', '0:00:12']
         assert kd.split()[-5:] == ['0:00:30', 'held-out', 'PSNR', '24.87', 'dB'] and '2.0 it/s' in kd
         assert scratch.split()[-2:] == ['it', 'waiting']

@@ -1,6 +1,6 @@
 """Progress of several training runs at once, as plain lines: one per run and a total ETA.
 
-    students (2 at a time): 3 runs, 26 % done, ETA 0:28:47 (at 08:55)
+    students (2 at a time): 3 runs, 26 % done, ETA 0:37:25 (at 09:04)
       DUKD                  3040/8000 it   5.6 it/s  ETA 0:14:46  held-out PSNR 24.87 dB
       output KD             3120/8000 it   5.8 it/s  ETA 0:14:01  held-out PSNR 24.91 dB
       student from scratch     0/8000 it  waiting
@@ -89,18 +89,20 @@ class ProgressBoard:
     # ---- estimates and lines
     def remaining_seconds(self) -> Optional[float]:
         """Seconds until every run is done: each run's remaining iterations at its rate (a run without one yet at
-        the mean of the others), spread over ``jobs`` parallel slots; None before any run has a rate."""
+        the mean of the others); running runs hold their slots, waiting ones queue onto the slot that frees first.
+        None before any run has a rate."""
         rates = [r.rate() for r in self.runs.values() if r.rate()]
         if not rates:
             return None
         mean = sum(rates) / len(rates)
-        left = [(r.total - r.it) / (r.rate() or mean) for r in self.runs.values() if r.state not in ('done', 'failed')]
-        if not left:
-            return 0.0
-        # longest first onto the least busy slot: the wall time of the remaining work
-        slots = [0.0] * min(self.jobs, len(left))
-        for seconds in sorted(left, reverse=True):
-            slots[slots.index(min(slots))] += seconds
+
+        def left(r):
+            return (r.total - r.it) / (r.rate() or mean)
+        slots = [left(r) for r in self.runs.values() if r.state == 'running']
+        slots += [0.0] * max(0, self.jobs - len(slots))
+        for r in self.runs.values():
+            if r.state == 'waiting':
+                slots[slots.index(min(slots))] += left(r)
         return max(slots)
 
     def lines(self) -> Sequence[str]:
