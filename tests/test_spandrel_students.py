@@ -1,7 +1,6 @@
 """spandrel's architectures by name (``type: spandrel.<Class>``) as students and teachers: the option check,
 DUKD training with the teacher-label store, EMA, resume, test.py, infer, card, export, and exported students
 (of a BasicSR arch too) that open in spandrel, the loader of chaiNNer, ComfyUI and other front-ends."""
-import copy
 import json
 import os
 import shutil
@@ -9,7 +8,6 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import torch
 import yaml

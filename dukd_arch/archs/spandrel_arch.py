@@ -19,7 +19,6 @@ import inspect
 import logging
 from typing import Dict
 
-import torch
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -81,7 +80,7 @@ def build_spandrel_network(cls: type, kwargs: dict) -> nn.Module:
                        'from weights: spandrel-based tools will compute other images from an exported file.')
     req = descriptor.size_requirements
     multiple = max(req.multiple_of, req.minimum)  # minimum is a multiple of multiple_of: padding to it meets both
-    if multiple > 1 and not hasattr(net, 'window_size'):  # a window_size of its own: it pads itself (SwinIR, HAT)
+    if multiple > 1 and not hasattr(net, 'window_size'):  # one of its own (SwinIR, HAT) is kept
         net.window_size = multiple  # read by the KD models, tiling and export (utils/teacher.window_multiple)
     return net
 
@@ -133,11 +132,7 @@ class _LazyArchMap(dict):
         return dict.__getitem__(self, name)
 
 
-def is_spandrel_network(net: nn.Module) -> bool:
-    return type(net).__module__.split('.')[0] == 'spandrel'
-
-
 if not isinstance(ARCH_REGISTRY._obj_map, _LazyArchMap):
     ARCH_REGISTRY._obj_map = _LazyArchMap(ARCH_REGISTRY._obj_map)
 
-__all__ = ['PREFIX', 'build_spandrel_network', 'detect', 'is_spandrel_network', 'spandrel_classes']
+__all__ = ['PREFIX', 'build_spandrel_network', 'detect', 'spandrel_classes']
