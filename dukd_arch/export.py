@@ -114,7 +114,8 @@ def export_onnx(net: torch.nn.Module, path: str, lr_size: int = 32, in_ch: int =
             dynamic = False
     if not dynamic:
         try:
-            _onnx_export(net, x, path, opset, dynamic=False)
+            with _graph_dump_silenced():
+                _onnx_export(net, x, path, opset, dynamic=False)
         except (torch.onnx.errors.OnnxExporterError, RuntimeError) as err:
             raise ValueError(f'{type(net).__name__} does not export to ONNX with torch {torch.__version__} '
                              f'({str(err).splitlines()[0][:200]}); export with --safetensors (and --pth) instead: '

@@ -221,6 +221,25 @@ def test_infer_card_and_onnx_export_of_a_spandrel_student(trained, workspace, tm
     capsys.readouterr()
 
 
+class _Untraceable(torch.nn.Module):
+    """An SR net with an op no ONNX opset has (like ATD's Sort with an out parameter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.shuffle = torch.nn.Conv2d(3, 3 * SCALE**2, 3, padding=1), torch.nn.PixelShuffle(SCALE)
+
+    def forward(self, x):
+        y = self.shuffle(self.conv(x))
+        return y + 0 * torch.linalg.svdvals(y[:, :, :4, :4]).sum()
+
+
+def test_a_network_onnx_cannot_express_is_refused_with_the_way_out(tmp_path, capfd):
+    from dukd_arch.export import export_onnx
+    with pytest.raises(ValueError, match=r'_Untraceable does not export to ONNX with torch .*svdvals.*--safetensors'):
+        export_onnx(_Untraceable().eval(), str(tmp_path / 's.onnx'), lr_size=8)
+    assert 'graph' not in capfd.readouterr().out  # torch's graph dump of the failed attempts is not shown
+
+
 @pytest.mark.parametrize('name, architecture', [('compact', 'Compact'), ('span', 'SPAN'), ('safmn', 'SAFMN')])
 def test_exported_students_open_in_spandrel_with_equal_outputs(trained, tmp_path, name, architecture):
     opt_path, checkpoint = trained[name]
