@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -263,3 +264,42 @@ def test_exported_students_open_in_spandrel_with_equal_outputs(trained, tmp_path
     state = torch.load(out / 'student.pth', weights_only=True)
     assert set(state) == set(ours.state_dict())
     assert all(torch.equal(state[k], v) for k, v in ours.state_dict().items())
+
+
+# ---- the shipped option files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('name', ['dukd_span_x4', 'kd_safmn_x4'])
+def test_shipped_spandrel_option_files_train_a_step_as_smoke_copies(name, tmp_path_factory):
+    """The CPU-sized copy (scripts/smoke_options.py) of a shipped file builds its SwinIR-M teacher and spandrel
+    student and trains a step with every loss term of the file (random teacher weights: only the mechanics)."""
+    import importlib.util
+
+    from basicsr.data import build_dataset
+    from basicsr.models import build_model
+
+    data = tmp_path_factory.mktemp('data')
+    for split, n, size in (('train', 2, 128), ('val', 1, 64)):
+        write_pairs(str(data / split), n=n, size=size, scale=4)
+        os.rename(data / split / 'LR', data / split / 'X4')
+        os.makedirs(data / split / 'LR_bicubic')
+        os.rename(data / split / 'X4', data / split / 'LR_bicubic' / 'X4')
+    spec = importlib.util.spec_from_file_location('smoke_options', f'{REPO}/scripts/smoke_options.py')
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    opt, _ = smoke.smoke_options(_shipped(name), str(data), iters=1, batch=1)
+    torch.manual_seed(0)
+    teacher = data / 'teacher.pth'
+    torch.save({'params': build_network(dict(opt['network_t'])).state_dict()}, teacher)
+    opt['path'].update(pretrain_network_t=str(teacher), models=str(data / 'm'), training_states=str(data / 's'),
+                       experiments_root=str(data))
+    opt.update(dist=False, rank=0, world_size=1, is_train=True)
+    validate_options({k: v for k, v in opt.items() if k not in ('dist', 'rank', 'world_size', 'is_train')})
+    train_set = dict(opt['datasets']['train'], phase='train', scale=4)
+    item = build_dataset(train_set)[0]
+    model = build_model(opt)
+    model.feed_data({k: v.unsqueeze(0) for k, v in item.items() if torch.is_tensor(v)})
+    model.optimize_parameters(1)
+    log = model.get_current_log()
+    assert all(np.isfinite(v) for v in log.values())
+    assert ('l_zoom_in' in log) == name.startswith('dukd') and 'l_kd' in log
