@@ -303,3 +303,18 @@ def test_shipped_spandrel_option_files_train_a_step_as_smoke_copies(name, tmp_pa
     log = model.get_current_log()
     assert all(np.isfinite(v) for v in log.values())
     assert ('l_zoom_in' in log) == name.startswith('dukd') and 'l_kd' in log
+
+
+# ---- DDP ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('net', [SPAN, SAFMN], ids=['span', 'safmn'])
+def test_two_ddp_ranks_train_a_spandrel_student_identically(tmp_path, net):
+    """SPAN's deployed convolutions (eval_conv) are parameters that training never uses: DDP must not stall."""
+    from pipeline_opts import pipeline_options, run_two_cpu_ranks, write_options
+    opt = pipeline_options(str(tmp_path), name='ddp', total_iter=3, save_freq=3, n_images=8, batch=2,
+                           dataset_extra={'gt_size': 32})
+    opt['network_g'] = dict(net)
+    saved = "{'g': {k: v.detach().clone() for k, v in m.get_bare_model(m.net_g).state_dict().items()}}"
+    r0, r1 = run_two_cpu_ranks(tmp_path, write_options(opt, tmp_path / 'ddp.yml'), saved)
+    assert all(torch.equal(r0['g'][k], r1['g'][k]) for k in r0['g'])

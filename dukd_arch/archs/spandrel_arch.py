@@ -19,6 +19,7 @@ import inspect
 import logging
 from typing import Dict
 
+import torch
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -82,7 +83,35 @@ def build_spandrel_network(cls: type, kwargs: dict) -> nn.Module:
     multiple = max(req.multiple_of, req.minimum)  # minimum is a multiple of multiple_of: padding to it meets both
     if multiple > 1 and not hasattr(net, 'window_size'):  # one of its own (SwinIR, HAT) is kept
         net.window_size = multiple  # read by the KD models, tiling and export (utils/teacher.window_multiple)
+    _freeze_unused(net, name, -(-16 // multiple) * multiple)
     return net
+
+
+def _freeze_unused(net: nn.Module, name: str, size: int) -> None:
+    """Freeze the parameters a training step never reaches (SPAN's ``eval_conv``, which it recomputes from its
+    branches in eval mode; a few unused gates in FDAT): DDP would wait for their gradients and stop the run.
+    Found by one training-mode forward + backward on a small input, leaving RNG, buffers and grads as they were."""
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    buffers = {k: v.clone() for k, v in net.named_buffers()}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            out = net.train()(torch.rand(1, conv.in_channels if conv else 3, size, size))
+            out.float().mean().backward()
+    except Exception as err:  # noqa: BLE001 (an architecture that needs other inputs: nothing is frozen)
+        logger.warning(f'{name}: the training-mode probe failed ({str(err).splitlines()[0][:120]}); under DDP set '
+                       '`find_unused_parameters: true` if some parameters get no gradient.')
+        return
+    finally:
+        with torch.no_grad():
+            for k, v in net.named_buffers():
+                v.copy_(buffers[k])
+    unused = [(k, p) for k, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    net.zero_grad(set_to_none=True)
+    for _, p in unused:
+        p.requires_grad_(False)
+    if unused:
+        logger.info(f'{name}: {len(unused)} parameter tensors that training never uses are frozen '
+                    f'(e.g. {unused[0][0]}); they stay in the state dict.')
 
 
 def _builder(cls: type):
