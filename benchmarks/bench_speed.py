@@ -48,7 +48,8 @@ PAIRS = {
              {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 32, 'num_block': 4, 'upscale': 4,
               'res_scale': 0.1}),
 }
-PUBLISHED = ('edsr_x4', 'rcan_x4', 'swinir_x4')  # the published pairs, read from options/kd_<pair>.yml
+# the published pairs and the spandrel students' (SwinIR-M teacher), read from options/kd_<pair>.yml
+PUBLISHED = ('edsr_x4', 'rcan_x4', 'swinir_x4', 'span_x4', 'safmn_x4')
 
 
 def pair_nets(name):
@@ -118,8 +119,8 @@ def _mib(r):
     return '-' if r['peak_bytes'] is None else f"{r['peak_bytes'] / 2**20:.1f}"
 
 
-def build_opt(cfg, args, teacher_path):
-    t_net, s_net = pair_nets(args.pair)
+def build_opt(cfg, args, teacher_path, pair=None):
+    t_net, s_net = pair_nets(pair or args.pair)
     model_type, dukd = CONFIGS[cfg]
     opt = {
         'name': 'bench', 'model_type': model_type, 'scale': 4, 'num_gpu': 1 if args.device == 'cuda' else 0,
@@ -141,9 +142,10 @@ def build_opt(cfg, args, teacher_path):
     return opt
 
 
-def measure(args, teacher_path):
+def measure(args, teacher_path, runs=None):
     """All configurations in one process, their steps interleaved round-robin: every configuration sees
-    the same machine load, so the ratios hold even on a shared machine whose speed drifts."""
+    the same machine load, so the ratios hold even on a shared machine whose speed drifts. ``runs``:
+    ``{label: (configuration, options)}`` to measure other pairs side by side (default: ``args.configs``)."""
     import torch
 
     from basicsr.models import build_model
@@ -158,10 +160,11 @@ def measure(args, teacher_path):
     # a stored label arrives with the batch, like the GT (its values do not change the step's cost)
     label_batch = {**batch, 'teacher': batch['gt'].clone()}
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    runs = runs or {cfg: (cfg, build_opt(cfg, args, teacher_path)) for cfg in args.configs}
     models = {}
-    for cfg in args.configs:
+    for label, (_, opt) in runs.items():
         torch.manual_seed(0)
-        models[cfg] = build_model(build_opt(cfg, args, teacher_path))
+        models[label] = build_model(opt)
     saved = {cfg: 0 for cfg in models}
     peak = {cfg: 0 for cfg in models}
     times = {cfg: [] for cfg in models}
@@ -178,7 +181,7 @@ def measure(args, teacher_path):
                 torch.cuda.reset_peak_memory_stats()
                 before = torch.cuda.memory_allocated()
             t = time.perf_counter()
-            model.feed_data(label_batch if cfg in CACHED else batch)
+            model.feed_data(label_batch if runs[cfg][0] in CACHED else batch)
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
                 model.optimize_parameters(it + 1)
             sync()

@@ -14,9 +14,13 @@ Writes to DIR:
 
 ``--safetensors`` writes only ``student.safetensors`` (no ONNX): with ``network_g`` in its metadata it is
 all ``python -m dukd_arch.infer --checkpoint student.safetensors`` needs. The ONNX file carries the scale
-and window size in its metadata too, so it also runs on its own.
+and window size in its metadata too, so it also runs on its own. ``--pth`` also writes ``student.pth``, the same
+state dict as a bare ``torch.save`` file. Both state dicts carry the architecture's own key names, so the
+upscaling front-ends built on spandrel (chaiNNer, ComfyUI, ...) open them when spandrel knows the architecture
+(every ``spandrel.<Class>`` student; of BasicSR's: SRVGGNetCompact, SwinIR).
 """
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -29,6 +33,7 @@ import torch
 
 from basicsr.archs import build_network
 
+from .io.atomic import atomic_save
 from .io.safetensors_file import save_safetensors_file
 from .io.network import load_student
 from .archs.teacher import window_multiple
@@ -45,6 +50,21 @@ def _onnx_export(net: torch.nn.Module, x: torch.Tensor, path: str, opset: int, d
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(net, (x, ), path, dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes=axes if dynamic else None, opset_version=opset, do_constant_folding=True)
+
+
+@contextlib.contextmanager
+def _graph_dump_silenced():
+    """torch's TorchScript exporter writes the whole graph to the process's stdout (C++) when an op fails to export
+    (its log switch is left on); a failed dynamic-shape attempt is expected here, and its fallback reported."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, 'w') as null:
+        os.dup2(null.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def onnx_max_abs_diff(net: torch.nn.Module, onnx_path: str, x: torch.Tensor) -> float:
@@ -77,18 +97,30 @@ def export_onnx(net: torch.nn.Module, path: str, lr_size: int = 32, in_ch: int =
     x = torch.rand(1, in_ch, lr_size, lr_size, generator=g)
     # a different batch, height and width, still a multiple of the window
     other = torch.rand(2, in_ch, lr_size + multiple * max(1, 8 // multiple), lr_size + multiple, generator=g)
-    _onnx_export(net, x, path, opset, dynamic=True)
-    diffs = {'x'.join(map(str, x.shape)): onnx_max_abs_diff(net, path, x)}
     try:
-        other_diff = onnx_max_abs_diff(net, path, other)
-        # a second size must be as exact as the traced one: tracing can bake a size-dependent constant
-        # (e.g. a shifted-window attention mask) into the graph, which runs but gives slightly wrong images
-        dynamic = other_diff <= max(10 * max(diffs.values()), 1e-5)
-        diffs['x'.join(map(str, other.shape))] = other_diff
-    except Exception:  # onnxruntime rejects shapes baked in by tracing: a fixed-size export is what works
-        dynamic = False
+        with _graph_dump_silenced():
+            _onnx_export(net, x, path, opset, dynamic=True)
+        dynamic = True
+    except (torch.onnx.errors.OnnxExporterError, RuntimeError):  # an op whose size argument depends on the
+        dynamic = False  # input size (SAFMN's adaptive pooling to H / 8) exports only for a fixed size
+    if dynamic:
+        diffs = {'x'.join(map(str, x.shape)): onnx_max_abs_diff(net, path, x)}
+        try:
+            other_diff = onnx_max_abs_diff(net, path, other)
+            # a second size must be as exact as the traced one: tracing can bake a size-dependent constant
+            # (e.g. a shifted-window attention mask) into the graph, which runs but gives slightly wrong images
+            dynamic = other_diff <= max(10 * max(diffs.values()), 1e-5)
+            diffs['x'.join(map(str, other.shape))] = other_diff
+        except Exception:  # onnxruntime rejects shapes baked in by tracing: a fixed-size export is what works
+            dynamic = False
     if not dynamic:
-        _onnx_export(net, x, path, opset, dynamic=False)
+        try:
+            with _graph_dump_silenced():
+                _onnx_export(net, x, path, opset, dynamic=False)
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError) as err:
+            raise ValueError(f'{type(net).__name__} does not export to ONNX with torch {torch.__version__} '
+                             f'({str(err).splitlines()[0][:200]}); export with --safetensors (and --pth) instead: '
+                             'those files open in dukd_arch.infer and in spandrel-based tools.') from err
         diffs = {'x'.join(map(str, x.shape)): onnx_max_abs_diff(net, path, x)}
     onnx.checker.check_model(onnx.load(path))
     worst = max(diffs.values())
@@ -101,6 +133,14 @@ def save_safetensors(net: torch.nn.Module, path: str, metadata: Optional[Dict[st
     """``net``'s weights with ``metadata`` and a SHA-256 of the tensors (checked on load), umask mode."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     save_safetensors_file(state, path, metadata)
+
+
+def deploy(net: torch.nn.Module, in_ch: int = 3) -> None:
+    """One eval-mode forward: networks that re-parameterise their branches into one convolution in eval mode
+    (SPAN) then hold the deployed weights in their state dict, not those of their last training step."""
+    size = max(16, window_multiple(net))
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, in_ch, size, size))
 
 
 def student_metadata(opt: dict, net: torch.nn.Module, source: str = '') -> Dict[str, str]:
@@ -119,13 +159,17 @@ def _add_onnx_metadata(path: str, metadata: Dict[str, str]) -> None:
 
 
 def export_student(opt: dict, net_g: torch.nn.Module, out_dir: str, lr_size: int = 32, opset: int = 17,
-                   source: str = '', onnx: bool = True) -> Tuple[Dict, Optional[str]]:
-    """Write student.safetensors and (``onnx``) student.onnx and parity.json for a student holding its weights."""
+                   source: str = '', onnx: bool = True, pth: bool = False) -> Tuple[Dict, Optional[str]]:
+    """Write student.safetensors, (``pth``) student.pth and (``onnx``) student.onnx and parity.json for a student
+    holding its weights."""
     os.makedirs(out_dir, exist_ok=True)
     net = copy.deepcopy(net_g).cpu().eval()
     net_opt = dict(opt['network_g'])
     metadata = student_metadata(opt, net, source)
+    deploy(net, net_opt.get('num_in_ch', 3))
     save_safetensors(net, os.path.join(out_dir, 'student.safetensors'), metadata)
+    if pth:
+        atomic_save(net.state_dict(), os.path.join(out_dir, 'student.pth'))
     if not onnx:
         return {'source': source}, None
     onnx_path = os.path.join(out_dir, 'student.onnx')
@@ -148,6 +192,8 @@ def main(argv=None) -> int:
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--safetensors', action='store_true',
                         help='write only student.safetensors (network_g in its metadata), no ONNX')
+    parser.add_argument('--pth', action='store_true',
+                        help='also write student.pth (the bare state dict, for tools that open .pth files)')
     args = parser.parse_args(argv)
     try:
         opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
@@ -155,13 +201,14 @@ def main(argv=None) -> int:
         used = load_student(net_g, args.checkpoint, args.param_key)
         report, onnx_path = export_student(opt, net_g, args.out, args.lr_size, args.opset,
                                            source=f'{os.path.basename(args.checkpoint)}:{used or "bare"}',
-                                           onnx=not args.safetensors)
+                                           onnx=not args.safetensors, pth=args.pth)
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'weights: {args.checkpoint} ({used or "bare state dict"})')
     if onnx_path is None:
-        print(f"wrote {os.path.join(args.out, 'student.safetensors')} (network_g in its metadata)")
+        print(f"wrote {os.path.join(args.out, 'student.safetensors')} (network_g in its metadata)"
+              + (f" and {os.path.join(args.out, 'student.pth')}" if args.pth else ''))
         return 0
     print(f"wrote {onnx_path} ({'dynamic batch/height/width' if report['dynamic'] else 'fixed input size'}), "
           f"{os.path.join(args.out, 'student.safetensors')}, {os.path.join(args.out, 'parity.json')}")

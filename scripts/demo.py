@@ -28,13 +28,13 @@ sys.path.insert(1, osp.join(ROOT, 'benchmarks'))  # the gain study's definitions
 
 import cv2  # noqa: E402
 import yaml  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401  (basicsr import shim)
 import gain_study  # noqa: E402
 from dukd_arch.demo import figures, pipeline  # noqa: E402
 from dukd_arch.demo.data import build_demo_set  # noqa: E402
 from dukd_arch.demo.pipeline import Run  # noqa: E402
+from dukd_arch.demo.progress import ProgressBoard  # noqa: E402
 
 CAPACITY = gain_study.DEMO_CAPACITY
 TEST_OPTS = {'scratch': 'options/demo/test_student_scratch.yml', 'kd': 'options/demo/test_student_kd.yml'}
@@ -91,20 +91,26 @@ def student_runs(args, variant, teacher_changes):
 
 
 def train_all(runs, args, log_dir, timings):
-    """Train the students, the longest first, ``args.jobs`` at a time (one bar per run when one at a time)."""
+    """Train the students, the longest first, ``args.jobs`` at a time; one progress line per student (iteration,
+    it/s, ETA, latest held-out PSNR) and the total ETA, at least every 30 s."""
     force = args.force or args.force_students
     order = sorted(runs.values(), key=lambda r: ('dukd' not in r.name, 'kd' not in r.name))
+    board = ProgressBoard({run.label: run.total_iter() for run in order}, jobs=args.jobs)
 
     def one(run):
-        timings[f'train {run.label}'] = pipeline.train(run, log_dir, force=force, threads=args.threads,
-                                                       progress=args.jobs == 1)
-    if args.jobs == 1:
-        for run in order:
-            one(run)
-        return
-    with ThreadPoolExecutor(args.jobs) as pool, tqdm(total=len(order), desc='students', unit='run') as bar:
-        for _ in pool.map(one, order):
-            bar.update(1)
+        board.start(run.label)
+        try:
+            timings[f'train {run.label}'] = pipeline.train(run, log_dir, force=force, threads=args.threads,
+                                                           progress=False, report=board.reporter(run.label))
+        except BaseException:
+            board.finish(run.label, ok=False)
+            raise
+        board.finish(run.label)
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(one, order))
+    finally:
+        board.close()
 
 
 def study_lines(results, photos, variant, demo_diff):

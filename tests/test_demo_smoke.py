@@ -25,6 +25,11 @@ def test_demo_pipeline_end_to_end(tmp_path, extra):
     cmd = [sys.executable, 'scripts/demo.py', '--student-iters', '2', '--threads', '1'] + extra
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # progress: a line per student and the total, each student ending at its last iteration
+    assert 'students (' in proc.stdout and '% done, ETA' in proc.stdout
+    for label in ('student from scratch', 'output KD'):
+        assert any(line.strip().startswith(label) and ' 2/2 it  done' in line
+                   for line in proc.stdout.splitlines()), proc.stdout[-2000:]
     out = tmp_path / 'demo_output'
     assert (out / 'side_by_side.png').stat().st_size > 0 and (out / 'psnr_vs_iter.png').stat().st_size > 0
     result = json.loads((out / 'results.json').read_text())

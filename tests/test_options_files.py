@@ -12,6 +12,8 @@ from dukd_arch.models.dukd_options import parse_dukd_options
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 # parameters (millions) of the x4 pairs, reference doc section 4
 PUBLISHED_X4 = {'edsr': (43.1, 2.70), 'rcan': (15.6, 5.17), 'swinir': (11.9, 1.24)}
+# spandrel students (SwinIR-M teacher); SPAN counts its re-parameterised (deployed) convolutions
+PUBLISHED_EFFICIENT_X4 = {'span': 0.426, 'safmn': 0.240}
 
 
 def _load(path):
@@ -36,13 +38,27 @@ def test_x4_pairs_have_the_published_sizes(arch):
     assert _millions(opt['network_g']) == pytest.approx(student, rel=0.01)
 
 
+@pytest.mark.parametrize('arch', sorted(PUBLISHED_EFFICIENT_X4))
+def test_efficient_students_have_their_published_sizes(arch):
+    pytest.importorskip('spandrel')
+    opt = _load(f'{REPO}/options/dukd_{arch}_x4.yml')
+    net = build_network(dict(opt['network_g']))
+    deployed = sum(p.numel() for k, p in net.named_parameters() if '.conv.' not in k and '.sk.' not in k)
+    assert deployed / 1e6 == pytest.approx(PUBLISHED_EFFICIENT_X4[arch], rel=0.01)
+    assert opt['network_t'] == _load(f'{REPO}/options/dukd_swinir_x4.yml')['network_t']
+
+
+def _upscale(net_opt):
+    return net_opt.get('upscale', net_opt.get('upscaling_factor'))  # SAFMN's name for it
+
+
 def test_every_training_option_file_is_consistent():
     files = sorted(glob.glob(f'{REPO}/options/*.yml'))
     assert len(files) >= 18
     for path in files:
         opt = _load(path)
         scale = opt['scale']
-        assert opt['network_g']['upscale'] == scale and opt['network_t']['upscale'] == scale, path
+        assert _upscale(opt['network_g']) == scale and _upscale(opt['network_t']) == scale, path
         assert opt['datasets']['train']['gt_size'] == 48 * scale, path
         if opt['model_type'].startswith('DUKD'):
             cfg = parse_dukd_options(opt['train'])

@@ -25,12 +25,12 @@ from ..io.checkpoint import extract_state_dict, read_checkpoint
 logger = logging.getLogger('basicsr')
 
 
-def _spandrel():
+def import_spandrel(what: str = '`type: AutoTeacher`'):
     try:
         import spandrel
-    except ImportError as err:  # an optional dependency: only AutoTeacher needs it
-        raise ImportError('`type: AutoTeacher` needs the spandrel library: pip install spandrel '
-                          '(or pip install -e .[teachers]).') from err
+    except ImportError as err:  # an optional dependency: only AutoTeacher and spandrel.<Class> networks need it
+        raise ImportError(f'{what} needs the spandrel library, dukd\'s `teachers` extra: pip install -e .[teachers] '
+                          '(or pip install spandrel).') from err
     return spandrel
 
 
@@ -77,7 +77,7 @@ class AutoTeacher(nn.Module):
         if scale is None:
             raise ValueError('`type: AutoTeacher` needs `scale:` (the SR scale of this experiment) in `network_t` '
                              'so the detected teacher can be checked against it.')
-        spandrel = _spandrel()
+        spandrel = import_spandrel()
         ckpt = read_checkpoint(path, what='AutoTeacher checkpoint (network_t.path)')
         state, used = extract_state_dict(ckpt, param_key, path)
         try:

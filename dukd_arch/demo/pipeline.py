@@ -111,11 +111,12 @@ def _started_stamp(run: Run) -> str:
 
 
 def train(run: Run, log_dir: str, force: bool = False, threads: Optional[int] = None, resume: bool = False,
-          progress: bool = True) -> Optional[float]:
+          progress: bool = True, report=None) -> Optional[float]:
     """Train ``run`` unless an identical finished run exists; returns seconds spent (None when reused).
 
     ``resume``: a run that was stopped part-way with the same stamp carries on from its newest training
-    state (``--auto_resume``) instead of starting over. ``progress``: a tqdm bar (else one line at the end).
+    state (``--auto_resume``) instead of starting over. ``progress``: a tqdm bar (else one line at the end);
+    ``report``: ``runner.run_logged``'s callback (a ``ProgressBoard``'s reporter).
     """
     if not force and is_trained(run):
         print(f'[demo] {run.label}: reusing {run.weights} (--force retrains)')
@@ -138,7 +139,7 @@ def train(run: Run, log_dir: str, force: bool = False, threads: Optional[int] = 
             json.dump(run.stamp(), f, indent=1)
     log_name = f'train_{run.name}.log' if not partial else f'train_{run.name}.resumed.log'
     _, seconds = run_logged(cmd, osp.join(log_dir, log_name), f'train {run.label}',
-                            total=run.total_iter() if progress else None, env=subprocess_env(threads))
+                            total=run.total_iter() if progress else None, env=subprocess_env(threads), report=report)
     with open(osp.join(run.exp_dir, STAMP), 'w') as f:
         json.dump(run.stamp(), f, indent=1)
     return seconds

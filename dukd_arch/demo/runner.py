@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from os import path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -18,9 +18,11 @@ METRIC_RE = re.compile(r'#\s*(\w+):\s*([-\d.]+|inf|nan)')
 
 
 def run_logged(cmd: Sequence[str], log_path: str, desc: str, total: Optional[int] = None, cwd: Optional[str] = None,
-               env: Optional[Dict[str, str]] = None) -> Tuple[List[str], float]:
+               env: Optional[Dict[str, str]] = None,
+               report: Optional[Callable[[Optional[int], Optional[str]], None]] = None) -> Tuple[List[str], float]:
     """Run ``cmd``; stream its output into ``log_path`` and, with ``total`` iterations, a tqdm bar over
-    BasicSR's iteration lines (without, one line when it is done).
+    BasicSR's iteration lines (without, one line when it is done). ``report(iteration, psnr)`` is called with
+    each iteration and validation PSNR the run prints (a ``ProgressBoard`` of runs in parallel).
 
     Returns (output lines, seconds). A failure raises with the command and the last lines of its output.
     """
@@ -38,17 +40,21 @@ def run_logged(cmd: Sequence[str], log_path: str, desc: str, total: Optional[int
             if m and bar is not None:
                 it = int(m.group(1).replace(',', ''))
                 bar.update(max(0, min(it, total) - bar.n))
+            if m and report is not None:
+                report(int(m.group(1).replace(',', '')), None)
             m = METRIC_RE.search(line)
             if m and m.group(1) == 'psnr':
                 last_metric = m.group(2)
                 if bar is not None:
                     bar.set_postfix_str(f'held-out PSNR {last_metric} dB')
+                if report is not None:
+                    report(None, last_metric)
         rc = proc.wait()
     if bar is not None:
         if rc == 0:
             bar.update(max(0, total - bar.n))
         bar.close()
-    else:
+    elif report is None:
         print(f'{desc}: {"held-out PSNR " + last_metric + " dB" if last_metric else "done"} '
               f'({time.time() - start:.0f} s)', flush=True)
     if rc != 0:

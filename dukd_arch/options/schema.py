@@ -30,11 +30,24 @@ def registered(registry, name):
     return objects.get(name, objects.get(f'{name}_basicsr')) if isinstance(name, str) else None
 
 
+def _network_class(block):
+    """The arch class a ``network_*`` block builds, or None (not a block, unknown, or its optional extra is missing:
+    the type check reports those)."""
+    try:
+        return registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+    except ImportError:
+        return None
+
+
 def _check_registered_type(registry, what, value, path, ctx):
     if not isinstance(value, str):
         ctx.error(path, f'expected the name of a registered {what}, got {describe(value)}')
         return None
-    obj = registered(registry, value)
+    try:
+        obj = registered(registry, value)
+    except ImportError as err:  # a name of an optional extra (spandrel.<Class>) whose library is missing
+        ctx.error(path, str(err))
+        return None
     if obj is None:
         names = [n for n in registry._obj_map if not n.endswith('_basicsr')]
         ctx.error(path, f'no {what} is registered as {value!r}; {suggestion(value, names, "registered")}')
@@ -67,6 +80,11 @@ def typed_block(registry, what, skip=(), extra=None, closed=True):
         if 'layer_weights' in keys:  # PerceptualLoss: untyped in its signature
             keys['layer_weights'] = Section({}, patterns={'*': NUMBER}, expected='a mapping of VGG layer to weight')
         keys = {**keys, **(extra or {}), 'type': STR}
+        refused = getattr(obj, 'refused_keys', {})  # keys a type names with its reason (spandrel.<Class>: w_bits)
+        for name in refused:
+            if name in value:
+                ctx.error(f'{path}.{name}', refused[name])
+                keys[name] = ANY  # reported once, not again as unknown
         if not closed:
             keys.update({k: ANY for k in value if k not in keys})
         for name in required:
@@ -280,7 +298,7 @@ def scale_mismatches(opt, ctx):
     scale = opt.get('scale')
     for net in ('network_g', 'network_t'):
         block = opt.get(net)
-        arch = registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+        arch = _network_class(block)
         if arch is None or not POSITIVE.accepts(scale):
             continue
         params = inspect.signature(arch).parameters
@@ -295,7 +313,7 @@ def scale_mismatches(opt, ctx):
 def untrained_teacher(opt, ctx):
     """Training a KD model needs the teacher's weights (``archs/teacher.build_teacher`` refuses too, later)."""
     block = opt.get('network_t')
-    arch = registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+    arch = _network_class(block)
     path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
     if arch is not None and not getattr(arch, 'loads_own_weights', False) and path.get('pretrain_network_t') is None:
         ctx.error('path.pretrain_network_t', 'not set: an untrained teacher teaches noise. Point it at the teacher '
