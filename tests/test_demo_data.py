@@ -44,14 +44,21 @@ def test_split_is_fixed_disjoint_and_rebuilds_identically(demo_root, tmp_path):
 
 
 def test_lr_is_matlab_bicubic_of_hr_rounded_to_uint8(demo_root):
+    import torch
     from basicsr.utils.matlab_functions import imresize
+    from dukd_arch.ops import matlab_imresize_uint8
     hr = _read(os.path.join(demo_root, 'val', 'HR', 'chelsea.png'))
     lr = _read(os.path.join(demo_root, 'val', 'LR_bicubic', 'X4', 'chelsea.png'))
     assert hr.shape[0] % 4 == 0 and hr.shape[1] % 4 == 0
     assert lr.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3)
+    # MATLAB's uint8 imresize, one rounding per pass (bit-exact to the published Set5/Set14 LR, see
+    # test_benchmark): the demo LR is exactly that
+    exact = matlab_imresize_uint8(torch.from_numpy(hr).permute(2, 0, 1), 0.25).permute(1, 2, 0).numpy()
+    assert np.array_equal(exact, lr)
+    # and BasicSR's float imresize, rounded once, is the same kernel: off by at most 1 (the second rounding)
     ref = np.clip(np.round(imresize(hr.astype(np.float64) / 255.0, 0.25) * 255.0), 0, 255)
     diff = np.abs(ref - lr.astype(np.float64))
-    assert diff.max() <= 1 and (diff == 0).mean() > 0.999  # equal up to float ties at .5
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.8
     # and it is not some other downsampler (area average differs from bicubic)
     area = cv2.resize(hr, (lr.shape[1], lr.shape[0]), interpolation=cv2.INTER_AREA)
     assert np.abs(area.astype(int) - lr).mean() > 0.5
