@@ -25,8 +25,9 @@ import torch
 
 from .ops import forward_padded, tiled_forward, tiling_error
 from .data.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
-                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size, sha256_file,
+                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size,
                                 teacher_checkpoint, write_manifest)
+from .io.shipped import sha256_file
 from .training.precision import autocast
 from .archs.teacher import build_teacher, probe_scale, window_multiple
 

@@ -42,6 +42,16 @@ def test_demo_pipeline_end_to_end(tmp_path, extra):
     kd_opt = (tmp_path / 'experiments' / '_derived_options').glob('demo_kd_17k_*_s0_it2.yml')
     with open(next(kd_opt)) as f:
         opt = yaml.safe_load(f)
+    # KD and DUKD read the teacher's output on the real LR patches from a store that this teacher made
+    from dukd_arch.data.label_store import read_manifest, sha256_file, teacher_checkpoint
+    store = tmp_path / opt['datasets']['train']['dataroot_teacher']
+    assert opt['datasets']['train']['type'] == 'TeacherLabelPairedImageDataset'
+    assert read_manifest(str(store))['teacher']['sha256'] == sha256_file(str(tmp_path / teacher_checkpoint(opt))
+                                                                        if extra else teacher_checkpoint(opt))
+    logs = sorted((out / 'logs').glob('train_demo_*_s0_it2.log'))  # the three students'
+    assert len(logs) == 3
+    for log in logs:
+        assert ('Real-pair KD term: stored teacher labels' in log.read_text()) == ('scratch' not in log.name), log
     if extra:  # the students learn from the teacher trained here, not the shipped one
         assert opt['network_t']['num_feat'] == 32 and opt['path']['pretrain_network_t'].startswith('experiments/')
         assert not (tmp_path / 'results' / 'test_demo_reference_teacher').exists()

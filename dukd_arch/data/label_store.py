@@ -12,7 +12,6 @@ Layout (``datasets.train.dataroot_teacher``):
 Labels are RGB outputs stored in OpenCV's BGR order like every other image, ``round(clamp(T(x), 0, 1) * 65535)``.
 Built by ``python -m dukd_arch.teacher_labels``; read by the training datasets (``data/teacher_label_dataset.py``).
 """
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,8 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 import torch
+
+from ..io.shipped import resolve, sha256_file
 
 MANIFEST = 'manifest.json'
 VERSION = 1
@@ -38,17 +39,10 @@ class LabelStoreError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------- hashing
-def sha256_file(path: str, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def teacher_checkpoint(opt: dict) -> Optional[str]:
-    """The file the teacher's weights come from: ``path.pretrain_network_t``, else ``network_t.path`` (AutoTeacher)."""
-    return (opt.get('path') or {}).get('pretrain_network_t') or (opt.get('network_t') or {}).get('path')
+    """The file the teacher's weights come from: ``path.pretrain_network_t``, else ``network_t.path`` (AutoTeacher);
+    a shipped ``dukd:<file>`` as its path in the package."""
+    return resolve((opt.get('path') or {}).get('pretrain_network_t') or (opt.get('network_t') or {}).get('path'))
 
 
 def plain(obj):

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from os import path as osp
 from typing import Dict, Optional, Sequence
@@ -142,6 +143,22 @@ def train(run: Run, log_dir: str, force: bool = False, threads: Optional[int] = 
                             total=run.total_iter() if progress else None, env=subprocess_env(threads), report=report)
     with open(osp.join(run.exp_dir, STAMP), 'w') as f:
         json.dump(run.stamp(), f, indent=1)
+    return seconds
+
+
+def teacher_labels(run: Run, store: str, log_dir: str, threads: Optional[int] = None) -> Optional[float]:
+    """The teacher's output on every training LR image of ``run``, in ``store`` (``python -m dukd_arch.teacher_labels``);
+    returns seconds spent, None when a complete store of the same teacher is reused. Anything else there (another
+    teacher's labels, an interrupted build) is rebuilt: the demo's stores take seconds."""
+    from ..data.label_store import LabelStoreError, check_teacher, read_manifest
+    try:
+        check_teacher(read_manifest(store), store, run.options())
+        return None
+    except LabelStoreError:
+        shutil.rmtree(store, ignore_errors=True)
+    cmd = [sys.executable, '-m', 'dukd_arch.teacher_labels', '-opt', run.option_file(), '--out', store]
+    _, seconds = run_logged(cmd, osp.join(log_dir, f'teacher_labels_{run.name}.log'), 'teacher labels',
+                            env=subprocess_env(threads))
     return seconds
 
 
