@@ -313,9 +313,9 @@ COMPARISONS = (('dukd_edsr', 'kd'), ('dukd_no_zoom_out', 'kd'), ('dukd_edsr', 'd
 ALL = 'all 187'
 
 
-def load(results_dir):
+def load(results_dir, prefix='gain2'):
     out = []
-    for path in sorted(glob.glob(osp.join(results_dir, 'gain2_*.json'))):
+    for path in sorted(glob.glob(osp.join(results_dir, f'{prefix}_*.json'))):
         with open(path) as f:
             out.append(json.load(f))
     return out
@@ -369,10 +369,11 @@ def headline(results):
     interval = f' [{mean - half:+.2f}, {mean + half:+.2f}]' if half is not None else ''
     verdict = ('' if half is None else ', above 0' if mean - half > 0 else ', below 0' if mean + half < 0
                else ', which includes 0')
+    spread = f' (95 % t-interval{verdict})' if half is not None else ' (one seed: no interval yet)'
     return (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch 48; '
-            f'{len(diffs)} of 3 seeds): DUKD with the published EDSR x4 setting minus output KD scores '
-            f'{mean:+.2f} dB{interval} (95 % t-interval{verdict}) over the 187 images of Set5, Set14, BSD68 and '
-            'Urban100.')
+            f'2000 iterations, short of convergence; {len(diffs)} of 3 seeds): DUKD with the published EDSR x4 '
+            f'setting minus output KD scores {mean:+.2f} dB{interval}{spread} over the 187 images of Set5, Set14, '
+            'BSD68 and Urban100.')
 
 
 def plot(results, out_dir):
@@ -416,7 +417,7 @@ def plot(results, out_dir):
 
 
 def pilot_lines(results_dir):
-    rs = load(results_dir)
+    rs = load(results_dir, 'gain2pilot')
     if not rs:
         return ['Pilot: not run yet.']
     lines = ['| capacity | iterations | val PSNR (dB) | last-20 % gain | train seconds |', '|---|---|---|---|---|']

@@ -75,3 +75,16 @@ def test_paired_differences_and_headline(tmp_path):
         with open(tmp_path / f"{r['name']}.json", 'w') as f:
             json.dump(r, f)
     assert len(v2.load(str(tmp_path))) == 6
+
+
+def test_pilot_and_study_results_are_read_apart(tmp_path):
+    study, pilot = tmp_path / 'gain_v2', tmp_path / 'gain_v2_pilot'
+    study.mkdir()
+    pilot.mkdir()
+    (study / 'gain2_kd_17k_full_s0.json').write_text(json.dumps(_fake('kd', 0, 0.0)))
+    run = {'name': 'gain2pilot_scratch_17k_full_s0_it1000', 'capacity': '17k', 'iters': 1000, 'val_psnr': 30.012,
+           'val_gain_last20': 0.473, 'train_seconds': 300.0}
+    (pilot / f"{run['name']}.json").write_text(json.dumps(run))
+    assert [r['name'] for r in v2.load(str(study))] == ['gain2_kd_17k_full_s0']
+    assert v2.load(str(pilot)) == []  # pilot runs never count as study runs
+    assert '| 17k | 1000 | 30.012 | +0.473 | 300 |' in v2.pilot_lines(str(pilot))
