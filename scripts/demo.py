@@ -5,7 +5,8 @@
    demo teacher (options/demo/train_teacher.yml) instead;
 3. trains the 17 k-parameter student of the gain study three ways with the study's settings and iterations
    (options/gain, docs/gain_protocol.md): scratch, output KD and DUKD, on the training photos and DUKD variant
-   that the study's validation-only rule selects (or --photos / --variant);
+   that the study's validation-only rule selects (or --photos / --variant); KD and DUKD read the teacher's output
+   on the real LR patches from a label store built here once per teacher;
 4. tests bicubic, teacher and students on the held-out photos with test.py (PSNR / SSIM on Y, border 4);
 5. prints DUKD - KD next to the study's paired 95 % interval for the same cell (from benchmarks/results/gain);
 6. writes demo_output/: results.md (the table), side_by_side.png, psnr_vs_iter.png, logs/ and
@@ -83,7 +84,7 @@ def demo_teacher(args):
 
 def student_runs(args, variant, teacher_changes, teacher_tag):
     """The three students; KD and DUKD read the teacher's output on the real LR patches from a label store
-    (built by ``build_labels``) instead of running the teacher on them: one teacher pass less per step."""
+    (``pipeline.teacher_labels``) instead of running the teacher on them: one teacher pass less per step."""
     runs = {}
     for row in ('scratch', 'kd', variant):
         extra = dict(teacher_changes) if row != 'scratch' else {}
@@ -178,9 +179,8 @@ def main(argv=None):
     if teacher_run is not None:
         timings['train teacher'] = pipeline.train(teacher_run, log_dir, force=args.force, threads=args.threads)
     runs = student_runs(args, variant, to_students, 'demo_teacher' if args.train_teacher else 'reference')
-    kd_run = runs['kd']
-    timings['teacher labels'] = pipeline.teacher_labels(kd_run, kd_run.options()['datasets']['train']['dataroot_teacher'],
-                                                        log_dir, threads=args.threads)
+    store = runs['kd'].options()['datasets']['train']['dataroot_teacher']
+    timings['teacher labels'] = pipeline.teacher_labels(runs['kd'], store, log_dir, threads=args.threads)
     for row, run in runs.items():
         run.label = LABELS.get(row, 'DUKD' if row == 'dukd' else gain_study.ROWS[row][0])
     train_all(runs, args, log_dir, timings)
