@@ -147,7 +147,7 @@ def train(run: Run, log_dir: str, force: bool = False, threads: Optional[int] = 
 
 
 def teacher_labels(run: Run, store: str, log_dir: str, threads: Optional[int] = None) -> Optional[float]:
-    """The teacher's output on every training LR image of ``run``, in ``store`` (``python -m dukd_arch.teacher_labels``);
+    """The teacher's output on every training LR image of ``run``, in ``store`` (by ``dukd_arch.teacher_labels``);
     returns seconds spent, None when a complete store of the same teacher is reused. Anything else there (another
     teacher's labels, an interrupted build) is rebuilt: the demo's stores take seconds."""
     from ..data.label_store import LabelStoreError, check_teacher, read_manifest
