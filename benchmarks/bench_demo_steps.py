@@ -32,7 +32,7 @@ QUIET = {'val:val_freq': 10**9, 'logger:save_checkpoint_freq': 10**9}
 
 
 def configs(iters):
-    """(label, Run factory taking an iteration count) for scratch, KD and DUKD, live and stored where it applies."""
+    """The demo's runs and arguments, and per configuration (row, live or stored, a Run for n iterations)."""
     args = demo.parse_args(['--student-iters', str(iters)])
     selection = gain_study.select_demo_cell(gain_study.load_results(args.results))
     args.photos, variant = selection['photos'], selection['variant']
