@@ -64,6 +64,7 @@ REGIMES = {'full': 'train', 'small': 'train_small'}  # data regime: folder under
 ITERS = {'17k': 2000, '70k': 2000}  # fixed by the convergence pilot, at most 2000 (docs/gain_protocol_v2.md, section 4)
 PILOT = (('70k', 4000), ('17k', 1000), ('17k', 2000), ('17k', 4000), ('70k', 1000), ('70k', 2000))  # longest first
 SEEDS = (0, 1, 2)
+DECODED_CACHE_MIB = 4096  # per run; two runs at a time fit the 24 GiB machine
 
 
 def plan():
@@ -94,7 +95,10 @@ def make_run(row, cap, regime, seed, data_root=DATA, iters=None, teacher=None, p
         if teacher:
             changes['path:pretrain_network_t'] = teacher
     name = f'{prefix}_{row}_{cap}_{regime}_s{seed}' + (f'_it{iters}' if iters else '')
-    return Run(f'{ROWS[row]} [{cap}, {regime}, seed {seed}]', f'options/gain_v2/train_student_{row}.yml', name, changes)
+    # decoded images in memory (about 2.6 GiB for the full corpus with labels): the same batches, decoded once
+    speed = {'datasets:train:decoded_cache_mib': DECODED_CACHE_MIB} if row != 'scratch' else {}
+    return Run(f'{ROWS[row]} [{cap}, {regime}, seed {seed}]', f'options/gain_v2/train_student_{row}.yml', name, changes,
+               speed)
 
 
 # ------------------------------------------------------------------------------------------------- data

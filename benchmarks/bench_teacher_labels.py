@@ -73,7 +73,7 @@ def label_differences(opt_file: str, patches_per_image: int = 4, lr_patch: int =
 
     from dukd_arch.card import load_options
     from dukd_arch.ops import DIHEDRAL_TRANSFORMS, forward_padded, transform
-    from dukd_arch.data.label_store import decode_label, lmdb_meta_sizes
+    from dukd_arch.data.label_store import decode_label, label_to_float, lmdb_meta_sizes
     from dukd_arch.archs.teacher import build_teacher, window_multiple
 
     opt = load_options(opt_file)
@@ -95,7 +95,7 @@ def label_differences(opt_file: str, patches_per_image: int = 4, lr_patch: int =
     with torch.no_grad():
         for key in sorted(lmdb_meta_sizes(lq_root)):
             lq = imfrombytes(lq_client.get(key, 'lq'), float32=True)
-            label = decode_label(t_client.get(key, 't'), key)
+            label = label_to_float(decode_label(t_client.get(key, 't'), key))
             whole = teacher(img2tensor(lq, bgr2rgb=True, float32=True)[None])[0]
             stored = img2tensor(label, bgr2rgb=True, float32=True)
             add('rounding', whole.clamp(0, 1), stored)

@@ -62,7 +62,7 @@ def encode_label(out: torch.Tensor, compression: int = 0) -> bytes:
 
 
 def decode_label(content: bytes, where: str) -> np.ndarray:
-    """16-bit PNG bytes as an HWC BGR float32 array in [0, 1]."""
+    """16-bit PNG bytes as an HWC BGR uint16 array (``label_to_float`` scales it to [0, 1])."""
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED) if content else None
     if img is None:
         raise LabelStoreError(f'teacher label {where} cannot be decoded (truncated or corrupt): rebuild the store '
@@ -70,6 +70,11 @@ def decode_label(content: bytes, where: str) -> np.ndarray:
     if img.dtype != np.uint16:
         raise LabelStoreError(f'teacher label {where} is {img.dtype}, not 16-bit: it was not written by '
                               f'dukd_arch.teacher_labels. Rebuild the store with `{BUILD_COMMAND}`.')
+    return img
+
+
+def label_to_float(img: np.ndarray) -> np.ndarray:
+    """A decoded label (or a crop of it) as float32 in [0, 1]."""
     return img.astype(np.float32) / MAX_16BIT
 
 

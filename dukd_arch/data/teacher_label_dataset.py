@@ -7,18 +7,23 @@ uses, so a run with the store sees exactly the patches a run without it sees.
 
 The whole store is checked when the dataset is built, before the first iteration: manifest, scale, a
 label for every training image, and every label's size against its HR image.
+
+The same loader serves ``decoded_cache_mib`` (``decoded_cache.py``), with or without labels.
 """
 import os
 from os import path as osp
+
+import numpy as np
 
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor, imfrombytes
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
-                                 lmdb_meta_sizes, png_file_status, read_manifest)
 from .bad_images import BadImageError
+from .decoded_cache import DecodedImageCache
+from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
+                          label_to_float, lmdb_meta_sizes, png_file_status, read_manifest)
 
 OPTION = 'datasets.train.dataroot_teacher'
 
@@ -76,7 +81,7 @@ class TeacherLabels:
         return len(dataset.paths)
 
     def load(self, lq_path: str, lmdb_source: bool):
-        """The label of the pair whose LR is ``lq_path``: HWC BGR float32 in [0, 1]."""
+        """The label of the pair whose LR is ``lq_path``: HWC BGR uint16 (``label_to_float`` scales it)."""
         key = label_key(lq_path, lmdb_source)
         try:
             if self.lmdb:
@@ -91,57 +96,86 @@ class TeacherLabels:
             raise BadImageError(f'bad teacher label {self.path(key)}: {err}', self.path(key)) from err
 
 
-class TeacherLabelMixin:
-    """For a PairedImageDataset subclass: call ``_init_teacher_labels()`` after ``__init__`` and load pairs
-    with ``_paired_item(index)``; without ``dataroot_teacher`` that is PairedImageDataset's own item."""
+class TrainingPairMixin:
+    """For a PairedImageDataset subclass: call ``_init_training_pairs()`` after ``__init__`` and load pairs with
+    ``_paired_item(index)``. It adds ``dataroot_teacher`` (the stored teacher label rides along with the HR
+    patch) and ``decoded_cache_mib`` (decoded images kept in memory, ``decoded_cache.py``); with neither,
+    an item is PairedImageDataset's own."""
 
     loads_teacher_labels = True
 
-    def _init_teacher_labels(self):
-        root = self.opt.get('dataroot_teacher')
-        self.teacher_labels = None
-        if root is None:
-            return
+    def _init_training_pairs(self):
         name = self.opt.get('name')
-        if self.opt['phase'] != 'train':
-            raise ValueError(f'datasets.{name}.dataroot_teacher: teacher labels serve the training set only; '
-                             'remove the key here.')
-        if self.mean is not None or self.std is not None or self.opt.get('color') == 'y':
-            raise ValueError(f'datasets.{name}.dataroot_teacher cannot be combined with mean/std or color: y (the '
-                             'labels are the teacher output on the plain RGB image); remove one of them.')
+        self.teacher_labels = self.decoded_cache = None
+        root, cache_mib = self.opt.get('dataroot_teacher'), self.opt.get('decoded_cache_mib')
+        for key, value in (('dataroot_teacher', root), ('decoded_cache_mib', cache_mib)):
+            if value is None:
+                continue
+            if self.opt['phase'] != 'train':
+                raise ValueError(f'datasets.{name}.{key}: serves the training set only; remove the key here.')
+            if self.mean is not None or self.std is not None or self.opt.get('color') == 'y':
+                why = ('teacher labels are the teacher output on the plain RGB image' if key == 'dataroot_teacher'
+                       else 'the cached loader reads plain RGB images')
+                raise ValueError(f'datasets.{name}.{key} cannot be combined with mean/std or color: y ({why}); '
+                                 'remove one of them.')
         self.lmdb_source = self.io_backend_opt['type'] == 'lmdb'
-        self.teacher_labels = TeacherLabels(os.fspath(root))
-        self.teacher_label_count = self.teacher_labels.check(self)
+        if cache_mib is not None:
+            try:
+                self.decoded_cache = DecodedImageCache(float(cache_mib))
+            except (TypeError, ValueError):
+                raise ValueError(f'datasets.{name}.decoded_cache_mib: expected a size in MiB > 0, got {cache_mib!r}; '
+                                 'remove the key to decode every image each time.') from None
+        if root is not None:
+            self.teacher_labels = TeacherLabels(os.fspath(root))
+            self.teacher_label_count = self.teacher_labels.check(self)
+
+    def _decoded(self, key, decode):
+        return decode() if self.decoded_cache is None else self.decoded_cache.get(key, decode)
+
+    def _image(self, path: str, client_key: str):
+        """An LR or HR image as decoded (HWC BGR uint8), as BasicSR's ``imfrombytes`` reads it."""
+        return self._decoded((client_key, path), lambda: imfrombytes(self.file_client.get(path, client_key)))
 
     def _paired_item(self, index):
-        if self.teacher_labels is None:
+        if self.teacher_labels is None and self.decoded_cache is None:
             return PairedImageDataset.__getitem__(self, index)
         if self.file_client is None:
             self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
         paths = self.paths[index]
         gt_path, lq_path = paths['gt_path'], paths['lq_path']
-        img_gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
-        img_lq = imfrombytes(self.file_client.get(lq_path, 'lq'), float32=True)
-        img_t = self.teacher_labels.load(lq_path, self.lmdb_source)
-        if img_t.shape != img_gt.shape:
-            label = self.teacher_labels.path(label_key(lq_path, self.lmdb_source))
-            raise BadImageError(f'teacher label {label} is {img_t.shape} but {gt_path} is {img_gt.shape}: the '
-                                f'store no longer matches the data; rebuild it with `{BUILD_COMMAND}`.', label)
-        # PairedImageDataset's crop and augmentation with the label riding along: the same random draws
-        (img_gt, img_t), img_lq = paired_random_crop([img_gt, img_t], img_lq, self.opt['gt_size'],
-                                                     self.opt['scale'], gt_path)
-        img_gt, img_lq, img_t = augment([img_gt, img_lq, img_t], self.opt['use_hflip'], self.opt['use_rot'])
-        img_gt, img_lq, img_t = img2tensor([img_gt, img_lq, img_t], bgr2rgb=True, float32=True)
-        return {'lq': img_lq, 'gt': img_gt, 'teacher': img_t, 'lq_path': lq_path, 'gt_path': gt_path}
+        gts, lq = [self._image(gt_path, 'gt')], self._image(lq_path, 'lq')
+        if self.teacher_labels is not None:
+            label = self._decoded(('teacher', lq_path), lambda: self.teacher_labels.load(lq_path, self.lmdb_source))
+            if label.shape != gts[0].shape:
+                where = self.teacher_labels.path(label_key(lq_path, self.lmdb_source))
+                raise BadImageError(f'teacher label {where} is {label.shape} but {gt_path} is {gts[0].shape}: the '
+                                    f'store no longer matches the data; rebuild it with `{BUILD_COMMAND}`.', where)
+            gts.append(label)
+        # PairedImageDataset's crop and augmentation, with the label riding along: the same random draws. The
+        # crop comes before the float conversion (the same values, without converting the whole image), and
+        # the conversion copies, so augment's in-place flips never touch a decoded (cached) image.
+        gts, lq = paired_random_crop(gts, lq, self.opt['gt_size'], self.opt['scale'], gt_path)
+        gts = gts if isinstance(gts, list) else [gts]
+        imgs = [to_float(gts[0]), to_float(lq)] + [label_to_float(t) for t in gts[1:]]
+        imgs = img2tensor(augment(imgs, self.opt['use_hflip'], self.opt['use_rot']), bgr2rgb=True, float32=True)
+        item = {'lq': imgs[1], 'gt': imgs[0], 'lq_path': lq_path, 'gt_path': gt_path}
+        if self.teacher_labels is not None:
+            item['teacher'] = imgs[2]
+        return item
+
+
+def to_float(img):
+    """uint8 as float32 in [0, 1], as BasicSR's ``imfrombytes(..., float32=True)`` computes it."""
+    return img.astype(np.float32) / 255.
 
 
 @DATASET_REGISTRY.register()
-class TeacherLabelPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
-    """BasicSR's PairedImageDataset plus ``dataroot_teacher``: for output-KD runs that need no upcycling."""
+class TeacherLabelPairedImageDataset(TrainingPairMixin, PairedImageDataset):
+    """BasicSR's PairedImageDataset plus ``dataroot_teacher`` and ``decoded_cache_mib``: for output-KD runs."""
 
     def __init__(self, opt):
         super().__init__(opt)
-        self._init_teacher_labels()
+        self._init_training_pairs()
 
     def __getitem__(self, index):
         return self._paired_item(index)

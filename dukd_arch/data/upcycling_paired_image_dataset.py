@@ -4,11 +4,11 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..ops import zoom_in, zoom_out
 from .bad_images import BadImageSkipper, checked_pair, parse_policy
-from .teacher_label_dataset import TeacherLabelMixin
+from .teacher_label_dataset import TrainingPairMixin
 
 
 @DATASET_REGISTRY.register()
-class UpcyclingPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
+class UpcyclingPairedImageDataset(TrainingPairMixin, PairedImageDataset):
     """BasicSR's PairedImageDataset (disk / lmdb / meta_info, crop, flip, rot) plus, in the train phase:
 
     * ``zoom_in`` (n, C, h, w): ``upcycling.zoom_in_tiles`` LR-sized tiles of the cropped HR patch, at
@@ -16,7 +16,8 @@ class UpcyclingPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
       drawn per sample;
     * ``zoom_out`` (C, h/s, w/s): the LR patch shrunk by the scale with MATLAB's antialiased bicubic;
     * ``teacher`` (C, sh, sw) with ``dataroot_teacher``: the stored teacher label, cropped and augmented with the
-      HR patch (``data/teacher_label_dataset.py``).
+      HR patch (``data/teacher_label_dataset.py``);
+    * with ``decoded_cache_mib``, decoded images stay in memory (``data/decoded_cache.py``).
 
     Doing this on the workers keeps the CPU resize out of the training step. Every pair is checked:
     an HR image that is not ``scale`` x its LR image is reported with both file names, and an unreadable
@@ -35,7 +36,7 @@ class UpcyclingPairedImageDataset(TeacherLabelMixin, PairedImageDataset):
         self.with_zoom_out = bool(up.get('zoom_out', True))
         self.skip_bad = parse_policy(opt) == 'skip'
         self._skipper = BadImageSkipper(len(self.paths))
-        self._init_teacher_labels()
+        self._init_training_pairs()
 
     def __getitem__(self, index):
         if self.skip_bad:

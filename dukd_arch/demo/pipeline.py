@@ -34,6 +34,9 @@ class Run:
     opt: str
     name: str
     changes: Dict[str, object] = field(default_factory=dict)
+    # changes that cannot alter the result (``datasets:train:decoded_cache_mib``): in the derived file, not in
+    # the stamp, so turning one on or off reuses and resumes runs
+    speed: Dict[str, object] = field(default_factory=dict)
 
     @property
     def exp_dir(self) -> str:
@@ -47,7 +50,7 @@ class Run:
         with open(self.opt) as f:
             opt = yaml.safe_load(f)
         opt['name'] = self.name
-        for keys, value in self.changes.items():
+        for keys, value in {**self.changes, **self.speed}.items():
             node = opt
             *parents, last = keys.split(':')
             for key in parents:
@@ -60,12 +63,12 @@ class Run:
 
     def option_file(self) -> str:
         """The file train.py runs: the base file itself, or the derived one holding the changes."""
-        if not self.changes and self.name == _base_name(self.opt):
+        if not self.changes and not self.speed and self.name == _base_name(self.opt):
             return self.opt
         path = osp.join('experiments', '_derived_options', f'{self.name}.yml')
         os.makedirs(osp.dirname(path), exist_ok=True)
         with open(path, 'w') as f:
-            f.write(f'# derived from {self.opt} with {json.dumps(self.changes)}\n')
+            f.write(f'# derived from {self.opt} with {json.dumps({**self.changes, **self.speed})}\n')
             yaml.safe_dump(self.options(), f, sort_keys=False)
         return path
 

@@ -177,8 +177,8 @@ for _s in ('', '2'):
 DATASET_KEYS = {
     'PairedImageDataset': PAIRED,
     'UpcyclingPairedImageDataset': {**PAIRED, 'upcycling': UPCYCLING, 'bad_images': one_of('error', 'skip'),
-                                    'dataroot_teacher': STR},
-    'TeacherLabelPairedImageDataset': {**PAIRED, 'dataroot_teacher': STR},
+                                    'dataroot_teacher': STR, 'decoded_cache_mib': POSITIVE},
+    'TeacherLabelPairedImageDataset': {**PAIRED, 'dataroot_teacher': STR, 'decoded_cache_mib': POSITIVE},
     'SingleImageDataset': {'dataroot_lq': STR, 'meta_info_file': optional(STR), **IMAGE_NORM},
     'RealESRGANDataset': {
         'dataroot_gt': STR, 'meta_info': STR, 'use_hflip': BOOL, 'use_rot': BOOL, 'final_sinc_prob': NUMBER,
