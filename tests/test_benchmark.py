@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import smooth_image
+from dukd_arch.archs.imdn_arch import IMDN
 from dukd_arch.archs.pan_arch import PAN
 from dukd_arch.benchmark import main as benchmark_main
 from dukd_arch.benchmark import read_set
@@ -24,6 +25,10 @@ needs_shared = pytest.mark.skipif(not os.path.isfile(PAN_FILE),
                                   reason='../shared/data (benchmark images, public PAN teacher) is not here')
 # the PAN repository's own test log (results/PANx4_DF2K/test_PANx4_DF2Ktrain_200912-232209.log)
 PAN_PUBLISHED = {'Set5': (32.131, 0.8948), 'Set14': (28.611, 0.7822)}
+# IMDN x4 (Zheng222/IMDN checkpoints/IMDN_x4.pth, DIV2K) is not in ../shared/data: a path in DUKD_IMDN_X4 runs the
+# check against the paper's table (Hui et al. 2019, Table 3: x4, 715 K parameters)
+IMDN_FILE = os.environ.get('DUKD_IMDN_X4', '')
+IMDN_PUBLISHED = {'Set5': (32.21, 0.8948), 'Set14': (28.58, 0.7811)}
 
 
 def test_uint8_resize_rounds_each_pass_half_away_from_zero():
@@ -129,6 +134,45 @@ def test_public_pan_teacher_reproduces_its_published_table(tmp_path):
     model = json.loads((tmp_path / 'pan.json').read_text())['models'][0]
     assert model['params'] == 272419
     for name, (psnr, ssim) in PAN_PUBLISHED.items():
+        assert abs(model['sets'][name]['psnr'] - psnr) < 0.05, name
+        assert abs(model['sets'][name]['ssim'] - ssim) < 0.002, name
+
+
+def test_imdn_paper_size_and_scales():
+    assert sum(p.numel() for p in IMDN().parameters()) == 715176  # the paper's x4 IMDN (715 K)
+    for scale in (2, 3, 4):
+        assert IMDN(num_block=2, upscale=scale)(torch.rand(1, 3, 7, 9)).shape == (1, 3, 7 * scale, 9 * scale)
+    with pytest.raises(ValueError, match='upscale must be a whole number'):
+        IMDN(upscale=2.5)
+
+
+def test_imdn_reads_the_authors_data_parallel_layout(tmp_path):
+    """The released IMDN files are bare state dicts saved from DataParallel (``module.`` keys): same outputs."""
+    torch.manual_seed(0)
+    net = IMDN(num_feat=16, num_block=2, upscale=4)
+    torch.save({f'module.{k}': v for k, v in net.state_dict().items()}, tmp_path / 'authors.pth')
+    torch.save({'params': net.state_dict()}, tmp_path / 'basicsr.pth')
+    network = '{type: IMDN, num_feat: 16, num_block: 2, upscale: 4}'
+    rc = benchmark_main(['--checkpoint', str(tmp_path / 'authors.pth'), '--network', network, '--name', 'authors',
+                         '--checkpoint', str(tmp_path / 'basicsr.pth'), '--network', network, '--name', 'basicsr',
+                         '--reference', 'basicsr', '--sets', _tiny_set(tmp_path / 'SetA', n=1), '--scale', '4',
+                         '--device', 'cpu', '--out', str(tmp_path / 'r.md')])
+    assert rc == 0
+    authors = json.loads((tmp_path / 'r.json').read_text())['models'][0]
+    assert authors['sets']['SetA']['psnr_to_reference'] == float('inf')
+
+
+@needs_shared
+@pytest.mark.skipif(not os.path.isfile(IMDN_FILE), reason='DUKD_IMDN_X4 does not name the public IMDN x4 file')
+def test_public_imdn_teacher_reproduces_its_published_table(tmp_path):
+    out = tmp_path / 'imdn.md'
+    rc = benchmark_main(['--checkpoint', IMDN_FILE, '--network', '{type: IMDN, upscale: 4}', '--name', 'IMDN',
+                         '--sets', *(os.path.join(SHARED, 'benchmarks', s) for s in IMDN_PUBLISHED),
+                         '--scale', '4', '--device', 'cpu', '--out', str(out)])
+    assert rc == 0
+    model = json.loads((tmp_path / 'imdn.json').read_text())['models'][0]
+    assert model['params'] == 715176
+    for name, (psnr, ssim) in IMDN_PUBLISHED.items():
         assert abs(model['sets'][name]['psnr'] - psnr) < 0.05, name
         assert abs(model['sets'][name]['ssim'] - ssim) < 0.002, name
 
