@@ -123,19 +123,22 @@ def test_made_lr_equals_the_published_lr_bicubic():
         assert note == f'LR made here equals the shipped LR_bicubic/X4 in {len(items)} of {len(items)} images'
 
 
-@needs_shared
-def test_public_pan_teacher_reproduces_its_published_table(tmp_path):
-    """The metric path end to end: the PAN authors' DF2K x4 checkpoint scores their own Set5/Set14 numbers."""
-    out = tmp_path / 'pan.md'
-    rc = benchmark_main(['--checkpoint', PAN_FILE, '--network', '{type: PAN, scale: 4}', '--name', 'PAN',
-                         '--sets', *(os.path.join(SHARED, 'benchmarks', s) for s in PAN_PUBLISHED),
-                         '--scale', '4', '--device', 'cpu', '--out', str(out)])
+def _reproduces_published_table(tmp_path, checkpoint, network, params, published):
+    """The metric path end to end: a public x4 checkpoint scores its authors' Set5 / Set14 numbers."""
+    rc = benchmark_main(['--checkpoint', checkpoint, '--network', network, '--name', 'public',
+                         '--sets', *(os.path.join(SHARED, 'benchmarks', s) for s in published),
+                         '--scale', '4', '--device', 'cpu', '--out', str(tmp_path / 'table.md')])
     assert rc == 0
-    model = json.loads((tmp_path / 'pan.json').read_text())['models'][0]
-    assert model['params'] == 272419
-    for name, (psnr, ssim) in PAN_PUBLISHED.items():
+    model = json.loads((tmp_path / 'table.json').read_text())['models'][0]
+    assert model['params'] == params
+    for name, (psnr, ssim) in published.items():
         assert abs(model['sets'][name]['psnr'] - psnr) < 0.05, name
         assert abs(model['sets'][name]['ssim'] - ssim) < 0.002, name
+
+
+@needs_shared
+def test_public_pan_teacher_reproduces_its_published_table(tmp_path):
+    _reproduces_published_table(tmp_path, PAN_FILE, '{type: PAN, scale: 4}', 272419, PAN_PUBLISHED)
 
 
 def test_imdn_paper_size_and_scales():
@@ -165,16 +168,7 @@ def test_imdn_reads_the_authors_data_parallel_layout(tmp_path):
 @needs_shared
 @pytest.mark.skipif(not os.path.isfile(IMDN_FILE), reason='DUKD_IMDN_X4 does not name the public IMDN x4 file')
 def test_public_imdn_teacher_reproduces_its_published_table(tmp_path):
-    out = tmp_path / 'imdn.md'
-    rc = benchmark_main(['--checkpoint', IMDN_FILE, '--network', '{type: IMDN, upscale: 4}', '--name', 'IMDN',
-                         '--sets', *(os.path.join(SHARED, 'benchmarks', s) for s in IMDN_PUBLISHED),
-                         '--scale', '4', '--device', 'cpu', '--out', str(out)])
-    assert rc == 0
-    model = json.loads((tmp_path / 'imdn.json').read_text())['models'][0]
-    assert model['params'] == 715176
-    for name, (psnr, ssim) in IMDN_PUBLISHED.items():
-        assert abs(model['sets'][name]['psnr'] - psnr) < 0.05, name
-        assert abs(model['sets'][name]['ssim'] - ssim) < 0.002, name
+    _reproduces_published_table(tmp_path, IMDN_FILE, '{type: IMDN, upscale: 4}', 715176, IMDN_PUBLISHED)
 
 
 def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path):
