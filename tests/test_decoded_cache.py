@@ -10,6 +10,7 @@ import yaml
 from basicsr.data.paired_image_dataset import PairedImageDataset
 
 from conftest import write_pairs
+from dukd_arch.data.bad_images import BadImageError
 from dukd_arch.data.decoded_cache import DecodedImageCache
 from dukd_arch.data.teacher_label_dataset import TeacherLabelPairedImageDataset
 from dukd_arch.data.upcycling_paired_image_dataset import UpcyclingPairedImageDataset
@@ -89,6 +90,19 @@ def test_cache_serves_the_training_set_only_and_plain_rgb(tmp_path):
         TeacherLabelPairedImageDataset(_dataset_opt(root, decoded_cache_mib=8, mean=[0.5] * 3, std=[0.5] * 3))
     with pytest.raises(ValueError, match="expected a size in MiB > 0, got 'lots'"):
         TeacherLabelPairedImageDataset(_dataset_opt(root, decoded_cache_mib='lots'))
+
+
+@pytest.mark.parametrize('cls', [UpcyclingPairedImageDataset, TeacherLabelPairedImageDataset])
+def test_an_undecodable_image_is_named_not_cached(tmp_path, cls):
+    root = str(tmp_path)
+    write_pairs(os.path.join(root, 'data'), 2, 32)
+    with open(os.path.join(root, 'data', 'HR', '001.png'), 'r+b') as f:
+        f.truncate(40)  # a PNG header and nothing else
+    ds = cls(_dataset_opt(root, decoded_cache_mib=8))
+    with pytest.raises(BadImageError, match='001.png'):
+        ds[1]
+    assert ('gt', os.path.join(root, 'data', 'HR', '001.png')) not in ds.decoded_cache.images
+    assert ds[0]['gt'].shape == (3, 16, 16)
 
 
 @pytest.mark.parametrize('value, accepted', [(4096, True), (0, False), (-1, False), ('4G', False)])

@@ -20,7 +20,7 @@ from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor, imfrombytes
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .bad_images import BadImageError
+from .bad_images import BadImageError, checked_pair
 from .decoded_cache import DecodedImageCache
 from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
                           label_to_float, lmdb_meta_sizes, png_file_status, read_manifest)
@@ -178,4 +178,4 @@ class TeacherLabelPairedImageDataset(TrainingPairMixin, PairedImageDataset):
         self._init_training_pairs()
 
     def __getitem__(self, index):
-        return self._paired_item(index)
+        return checked_pair(self, index, self._paired_item)  # bad files named (data/bad_images.py)
