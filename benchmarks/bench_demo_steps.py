@@ -1,4 +1,5 @@
-"""Step time of the demo's three students, with the live teacher and with stored teacher labels, side by side.
+"""Step time of the demo's three students, with the live teacher, with stored teacher labels, and with stored
+labels plus decoded images kept in memory (what the demo runs), side by side.
 
     python benchmarks/bench_demo_steps.py [--iters 300] [--repeats 2] [--threads 1] [--json out.json]
 
@@ -6,7 +7,7 @@ Each configuration is the demo's own run (``scripts/demo.py``'s options for the 
 teacher) trained through ``train.py`` without validation or checkpoints, once for ``--iters`` iterations and
 once for 20; the difference over the extra iterations is the step time without start-up. Configurations take
 turns within each repeat, so load changes hit them alike. Prints seconds per iteration, the stored / live
-ratios, and the demo's projected training time at the study's budget under the demo's schedule (DUKD on one
+and cached / live ratios, and the demo's projected training time at the study's budget under the demo's schedule (DUKD on one
 core; output KD, then scratch, on the other): the longer of the two lanes.
 """
 import argparse
@@ -28,6 +29,8 @@ from dukd_arch.demo.data import build_demo_set  # noqa: E402
 from dukd_arch.demo.pipeline import Run  # noqa: E402
 
 SHORT = 20
+# the real-pair teacher output: live; from the label store; from the store with decoded images kept (the demo's)
+MODES = ('cached', 'stored', 'live')
 QUIET = {'val:val_freq': 10**9, 'logger:save_checkpoint_freq': 10**9}
 
 
@@ -39,16 +42,17 @@ def configs(iters):
     runs = demo.student_runs(args, variant, {}, 'reference')
     out = []
     for row, run in runs.items():
-        for mode in (('live', ) if row == 'scratch' else ('stored', 'live')):
+        for mode in (('live', ) if row == 'scratch' else MODES):
             changes = dict(run.changes)
             if mode == 'live':
                 changes.pop('datasets:train:dataroot_teacher', None)
                 if changes.get('datasets:train:type') == 'TeacherLabelPairedImageDataset':
                     del changes['datasets:train:type']  # back to the option file's PairedImageDataset
+            speed = run.speed if mode == 'cached' else {}
 
-            def make(n, row=row, mode=mode, changes=changes, base=run.opt):
+            def make(n, row=row, mode=mode, changes=changes, speed=speed, base=run.opt):
                 ch = {**changes, **QUIET, 'train:total_iter': n, 'train:scheduler:periods': [n], 'logger:print_freq': n}
-                return Run(f'{row} {mode}', base, f'bench_demo_{row}_{mode}_it{n}', ch)
+                return Run(f'{row} {mode}', base, f'bench_demo_{row}_{mode}_it{n}', ch, dict(speed))
             out.append((row, mode, make))
     return runs, args, out
 
@@ -97,14 +101,15 @@ def main(argv=None):
 
     lines = [f'Demo students ({demo_args.photos} photo(s), {dukd_row}), {args.threads} thread(s) per run, '
              f'{args.iters} - {SHORT} iterations, {args.repeats} repeat(s), configurations alternating:', '',
-             '| student | live teacher (s/it) | stored labels (s/it) | stored / live |', '|---|---|---|---|']
+             '| student | live teacher (s/it) | stored labels (s/it) | stored + decoded cache (s/it) | stored / live '
+             '| cached / live |', '|---|---|---|---|---|---|']
     for row in ('scratch', 'kd', dukd_row):
         live = mean[(row, 'live')]
-        stored = mean.get((row, 'stored'))
-        lines.append(f'| {row} | {live:.4f} | ' + ('-' if stored is None else f'{stored:.4f}') + ' | ' +
-                     ('-' if stored is None else f'{stored / live:.2f}') + ' |')
+        cells = [mean.get((row, mode)) for mode in ('stored', 'cached')]
+        lines.append(f'| {row} | {live:.4f} | ' + ' | '.join('-' if c is None else f'{c:.4f}' for c in cells) + ' | '
+                     + ' | '.join('-' if c is None else f'{c / live:.2f}' for c in cells) + ' |')
     lines.append('')
-    for mode in ('live', 'stored'):
+    for mode in ('live', 'stored', 'cached'):
         total, first, second = lanes(mode)
         lines.append(f'projected training at {budget} iterations, {mode}: {total / 60:.1f} min '
                      f'(DUKD lane {first / 60:.1f} min, KD + scratch lane {second / 60:.1f} min)')

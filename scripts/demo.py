@@ -38,6 +38,7 @@ from dukd_arch.demo.pipeline import Run  # noqa: E402
 from dukd_arch.demo.progress import ProgressBoard  # noqa: E402
 
 CAPACITY = gain_study.DEMO_CAPACITY
+DECODED_CACHE_MIB = 256  # the demo's training photo and its labels decoded: a few MiB
 TEST_OPTS = {'scratch': 'options/demo/test_student_scratch.yml', 'kd': 'options/demo/test_student_kd.yml'}
 LABELS = {'scratch': 'student from scratch', 'kd': 'output KD'}
 
@@ -84,7 +85,8 @@ def demo_teacher(args):
 
 def student_runs(args, variant, teacher_changes, teacher_tag):
     """The three students; KD and DUKD read the teacher's output on the real LR patches from a label store
-    (``pipeline.teacher_labels``) instead of running the teacher on them: one teacher pass less per step."""
+    (``pipeline.teacher_labels``) instead of running the teacher on them: one teacher pass less per step; and
+    keep their decoded images in memory (``decoded_cache_mib``)."""
     runs = {}
     for row in ('scratch', 'kd', variant):
         extra = dict(teacher_changes) if row != 'scratch' else {}
@@ -96,6 +98,7 @@ def student_runs(args, variant, teacher_changes, teacher_tag):
                 osp.dirname(train['dataroot_lq']), f'teacher_labels_{teacher_tag}.lmdb')
             if train['type'] == 'PairedImageDataset':  # BasicSR's reads no labels; this one is it plus the labels
                 runs[row].changes['datasets:train:type'] = 'TeacherLabelPairedImageDataset'
+            runs[row].speed['datasets:train:decoded_cache_mib'] = DECODED_CACHE_MIB  # same batches, decoded once
     return runs
 
 

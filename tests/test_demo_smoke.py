@@ -46,6 +46,7 @@ def test_demo_pipeline_end_to_end(tmp_path, extra):
     from dukd_arch.data.label_store import read_manifest, sha256_file, teacher_checkpoint
     store = tmp_path / opt['datasets']['train']['dataroot_teacher']
     assert opt['datasets']['train']['type'] == 'TeacherLabelPairedImageDataset'
+    assert opt['datasets']['train']['decoded_cache_mib'] > 0  # and keeps its decoded images
     teacher_file = tmp_path / teacher_checkpoint(opt)  # the trained teacher's relative path, or the shipped one's
     assert read_manifest(str(store))['teacher']['sha256'] == sha256_file(str(teacher_file))
     logs = sorted((out / 'logs').glob('train_demo_*_s0_it2.log'))  # the three students'
