@@ -129,6 +129,11 @@ def test_run_changes_go_into_a_derived_option_file(tmp_path, monkeypatch):
     assert derived['name'] == 'base_seed3' and derived['manual_seed'] == 3  # seeded before training, not forced after
     assert derived['train']['total_iter'] == 40 and derived['train']['scheduler']['milestones'] == [30]
     assert run.stamp() != Run('x', str(base), 'base_seed3', {'manual_seed': 4}).stamp()
+    # a speed-only change is in the file but not in the stamp: switching it reuses and resumes the run
+    fast = Run('x', str(base), 'base_seed3', dict(run.changes), {'datasets:train:decoded_cache_mib': 64})
+    assert yaml.safe_load(open(fast.option_file()))['datasets']['train']['decoded_cache_mib'] == 64
+    assert fast.stamp() == run.stamp()
+    assert Run('x', str(base), 'base', speed={'logger:print_freq': 5}).option_file() != str(base)
 
 
 def test_demo_option_files_agree_with_each_other():
