@@ -391,7 +391,7 @@ def plot(results, out_dir):
         caps = [c for c in CAPACITIES if paired(results, c, regime, 'kd', 'scratch', ALL)]
         if not caps:
             continue
-        fig, axes = plt.subplots(1, len(caps), figsize=(5.5 * len(caps), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(caps), figsize=(5.5 * len(caps), 5.0), squeeze=False)
         for ax, cap in zip(axes[0], caps):
             for k, ((a, b), colour) in enumerate(zip(COMPARISONS, ('C0', 'C2', 'C3', 'C1', 'C4'))):
                 xs, ms, hs = [], [], []
@@ -409,9 +409,10 @@ def plot(results, out_dir):
             ax.set_xticklabels(cols)
             ax.set_title(f'{cap} student, {regime} corpus', fontsize=9)
             ax.set_ylabel('Y-PSNR difference (dB)')
-            ax.legend(fontsize=6)
+        # one legend under the panels, where it hides no interval
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc='lower center', fontsize=7, frameon=False)
         fig.suptitle('study v2, paired by seed: mean and 95 % t-interval', fontsize=8)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.25, 1, 1))
         path = osp.join(out_dir, f'gain_v2_{regime}.png')
         os.makedirs(out_dir, exist_ok=True)
         fig.savefig(path, dpi=120)
