@@ -363,21 +363,32 @@ def cell_tables(results, cap, regime):
     return lines
 
 
-def headline(results):
-    """One sentence on the deciding cell (17k, full corpus), or how far it is."""
+def _difference(diffs):
+    """'+0.08 dB [+0.07, +0.09] (95 % t-interval, above 0)' for paired differences (one seed: no interval)."""
     from gain_study import t_interval
+    mean, half = t_interval(diffs)
+    if half is None:
+        return f'{mean:+.2f} dB (one seed: no interval yet)'
+    verdict = 'above 0' if mean - half > 0 else 'below 0' if mean + half < 0 else 'which includes 0'
+    return f'{mean:+.2f} dB [{mean - half:+.2f}, {mean + half:+.2f}] (95 % t-interval, {verdict})'
+
+
+def headline(results):
+    """One sentence on the deciding cell (17k, full corpus), or how far it is: both DUKD settings against output
+    KD, and the zoom-out term (the one setting minus the other)."""
     diffs = paired(results, '17k', 'full', 'dukd_edsr', 'kd', ALL)
     if not diffs:
         return 'Study v2 (public PAN teacher, Set5/Set14/BSD68/Urban100): no scored pair in its deciding cell yet.'
-    mean, half = t_interval(diffs)
-    interval = f' [{mean - half:+.2f}, {mean + half:+.2f}]' if half is not None else ''
-    verdict = ('' if half is None else ', above 0' if mean - half > 0 else ', below 0' if mean + half < 0
-               else ', which includes 0')
-    spread = f' (95 % t-interval{verdict})' if half is not None else ' (one seed: no interval yet)'
-    return (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch 48; '
-            f'2000 iterations, short of convergence; {len(diffs)} of 3 seeds): DUKD with the published EDSR x4 '
-            f'setting minus output KD scores {mean:+.2f} dB{interval}{spread} over the 187 images of Set5, Set14, '
-            'BSD68 and Urban100.')
+    sentence = (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch '
+                f'48; 2000 iterations, short of convergence; {len(diffs)} of 3 seeds): DUKD with the published EDSR x4 '
+                f'setting minus output KD scores {_difference(diffs)} over the 187 images of Set5, Set14, BSD68 and '
+                'Urban100')
+    no_zoom_out = paired(results, '17k', 'full', 'dukd_no_zoom_out', 'kd', ALL)
+    zoom_out = paired(results, '17k', 'full', 'dukd_edsr', 'dukd_no_zoom_out', ALL)
+    if no_zoom_out and zoom_out:
+        sentence += (f'; the RCAN / SwinIR setting (no zoom-out) minus output KD scores {_difference(no_zoom_out)}, '
+                     f'so the zoom-out term is worth {_difference(zoom_out)}')
+    return sentence + '.'
 
 
 def plot(results, out_dir):

@@ -69,12 +69,18 @@ def test_paired_differences_and_headline(tmp_path):
     sentence = v2.headline(results)
     # mean 0.20, t(0.975, 2) = 4.303, sd 0.1 / sqrt(3): half-width 0.248
     assert '+0.20 dB [-0.05, +0.45]' in sentence and 'which includes 0' in sentence and '3 of 3 seeds' in sentence
+    assert 'no zoom-out' not in sentence  # that row has no runs yet
+    results += [_fake('dukd_no_zoom_out', s, -0.05 + 0.01 * s) for s in gains]
+    sentence = v2.headline(results)
+    # no zoom-out - KD: -0.05, -0.04, -0.03 (mean -0.04, half-width 0.025); zoom-out term: 0.15, 0.24, 0.33
+    assert 'no zoom-out) minus output KD scores -0.04 dB [-0.06, -0.02] (95 % t-interval, below 0)' in sentence
+    assert 'zoom-out term is worth +0.24 dB [+0.02, +0.46] (95 % t-interval, above 0)' in sentence
     table = '\n'.join(v2.cell_tables(results, '17k', 'full'))
     assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | +0.200 [-0.048, +0.448] (n=3)' in table
     for r in results:
         with open(tmp_path / f"{r['name']}.json", 'w') as f:
             json.dump(r, f)
-    assert len(v2.load(str(tmp_path))) == 6
+    assert len(v2.load(str(tmp_path))) == 9
 
 
 def test_pilot_and_study_results_are_read_apart(tmp_path):
