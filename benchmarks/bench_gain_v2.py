@@ -14,6 +14,7 @@ PSNR / SSIM, border 4, EMA weights, per image). Each finished run is one JSON un
     python benchmarks/bench_gain_v2.py labels               # PAN's output on every training LR (teacher-label store)
     python benchmarks/bench_gain_v2.py pilot                # convergence pilot (validation only)
     python benchmarks/bench_gain_v2.py run --jobs 2 --bench-root DIR   # the protocol's runs, in its order
+    python benchmarks/bench_gain_v2.py imitation --bench-root DIR  # add imitation to runs scored without it
     python benchmarks/bench_gain_v2.py report               # docs/RESULTS.md section "gain study v2"
 """
 import argparse
@@ -46,6 +47,7 @@ BASE_OPT = 'options/gain_v2/train_student.yml'
 PHOTO_ROOT = 'datasets/photos'
 PHOTO_SETS = ('mate_nature', 'plasma_photos', 'lomiri_photos', 'lomiri2004_photos')
 BENCH_SETS = ('Set5', 'Set14', 'BSD68', 'Urban100')
+IMITATION_SETS = ('Set5', 'Set14')  # PSNR of the student's output to the teacher's (protocol, section 7)
 SCALE = 4
 LONG_SIDE = 2040           # DIV2K's HR images are 2040 px on their long side
 SUB_CROP, SUB_STEP = 480, 240  # BasicSR's extract_subimages.py for DIV2K (HR; LR = / 4)
@@ -248,14 +250,40 @@ def benchmark_sets(bench_root):
     return [_SETS[n] for n in BENCH_SETS]
 
 
-def score(run, bench_root, threads):
-    """The run's EMA weights on the four benchmarks: per-image Y-PSNR / SSIM (the one scoring of this run)."""
+_TEACHER_OUTPUTS = {}
+
+
+def teacher_outputs(bench_root, teacher=None):
+    """The teacher's SR of the imitation sets, the reference of the imitation metric (once per process)."""
+    from dukd_arch.benchmark import load_model, score_model
+    if not _TEACHER_OUTPUTS:
+        opt = make_run('kd', '17k', 'full', 0).options()
+        checkpoint = teacher or opt['path']['pretrain_network_t']
+        up = load_model(checkpoint, network=opt['network_t'], device='cpu')
+        sets = [s for s in benchmark_sets(bench_root) if s[0] in IMITATION_SETS]
+        _TEACHER_OUTPUTS.update(score_model(up, sets, SCALE, 'teacher', keep_outputs=True)[3])
+    return _TEACHER_OUTPUTS
+
+
+def score(run, bench_root, threads, teacher=None, set_names=BENCH_SETS):
+    """The run's EMA weights on the benchmarks: per-image Y-PSNR / SSIM (the one scoring of this run) and, on
+    the imitation sets, the set's mean PSNR to the teacher's output."""
     from dukd_arch.benchmark import load_model, score_model, summarise
     torch.set_num_threads(threads or 1)
     up = load_model(run.weights, run.option_file(), device='cpu')
-    rows, _, _, _ = score_model(up, benchmark_sets(bench_root), SCALE, run.name)
-    return {'sets': summarise(rows, BENCH_SETS),
+    sets = [s for s in benchmark_sets(bench_root) if s[0] in set_names]
+    rows, _, _, _ = score_model(up, sets, SCALE, run.name, teacher_outputs(bench_root, teacher))
+    summary = summarise(rows, set_names)
+    imitation = {n: round(summary[n].pop('psnr_to_reference'), 5) for n in IMITATION_SETS if n in summary}
+    return {'sets': summary, 'imitation': imitation,
             'images': {f"{r['set']}/{r['image']}": [round(r['psnr'], 5), round(r['ssim'], 6)] for r in rows}}
+
+
+def write_result(out, result):
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    with open(out + '.tmp', 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(out + '.tmp', out)  # atomic: a kill never leaves half a JSON
 
 
 def train_and_score(spec, args, lock, pilot=False):
@@ -280,12 +308,9 @@ def train_and_score(spec, args, lock, pilot=False):
               'machine': f'{platform.platform()}, {os.cpu_count()} CPUs', 'commit': git_commit(),
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
     if not pilot:
-        result['test'] = score(run, args.bench_root, args.threads)
+        result['test'] = score(run, args.bench_root, args.threads, args.teacher)
     with lock:
-        os.makedirs(osp.dirname(out), exist_ok=True)
-        with open(out + '.tmp', 'w') as f:
-            json.dump(result, f, indent=1)
-        os.replace(out + '.tmp', out)
+        write_result(out, result)
         test = ''.join(f", {k} {v['psnr']:.3f}" for k, v in result.get('test', {}).get('sets', {}).items())
         print(f"[gain v2] done {run.name}: val {result['val_psnr']} dB (last-20 % gain {gain:+.3f}){test}", flush=True)
     return result
@@ -296,10 +321,47 @@ def execute(specs, args, pilot=False):
     if not pilot and not args.bench_root:
         sys.exit('run: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/) to score the runs')
     if not pilot:
-        benchmark_sets(args.bench_root)  # fail before any training when a set is missing
+        teacher_outputs(args.bench_root, args.teacher)  # fail before any training when a set or the teacher is missing
     print(f'[gain v2] {len(specs)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         return list(pool.map(lambda spec: train_and_score(spec, args, lock, pilot), specs))
+
+
+def add_imitation(args):
+    """Imitation for runs scored before the study computed it. A run's checkpoint is re-scored on the imitation
+    sets and must give its stored per-image PSNR (so it holds the weights that were scored) before the value is
+    added to its JSON; ``--retrain`` first retrains a run whose checkpoint is gone (a check that training is
+    deterministic, too)."""
+    from bench_gain import git_commit
+    from dukd_arch.demo import pipeline
+    missing, mismatched = [], []
+    for result in load(args.results):
+        if 'imitation' in result.get('test', {'imitation': None}):
+            continue
+        run = make_run(result['row'], result['capacity'], result['regime'], result['seed'], args.data_root,
+                       teacher=args.teacher)
+        retrained = not osp.isfile(run.weights) and args.retrain
+        if retrained:
+            pipeline.train(run, osp.join('experiments', '_gain_v2_logs'), threads=args.threads, resume=True)
+        if not osp.isfile(run.weights):
+            missing.append(f'{run.name}: no checkpoint ({run.weights})')
+            continue
+        test = score(run, args.bench_root, args.threads, args.teacher, IMITATION_SETS)
+        worst = max(abs(v[0] - result['test']['images'][k][0]) for k, v in test['images'].items())
+        if worst > 1e-3:
+            mismatched.append(f'{run.name} (per-image PSNR differs by up to {worst:.4f} dB)')
+            continue
+        result['test']['imitation'] = test['imitation']
+        result['imitation_added'] = {'commit': git_commit(), 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+                                     'retrained': retrained,
+                                     'max_psnr_difference': round(worst, 6)}
+        write_result(osp.join(args.results, f'{run.name}.json'), result)
+        print(f"[gain v2] {run.name}: imitation {test['imitation']} (checkpoint matches its scores within "
+              f'{worst:.1e} dB)', flush=True)
+    for line in missing:
+        print(f'[gain v2] {line}; --retrain trains it again', flush=True)
+    for line in mismatched:
+        print(f'[gain v2] {line}: not the scored checkpoint, imitation not added', flush=True)
 
 
 def labels(args):
@@ -332,10 +394,38 @@ def set_score(result, set_name):
     return result['test']['sets'][set_name]['psnr']
 
 
-def paired(results, cap, regime, a, b, set_name):
-    by = {(r['row'], r['seed']): set_score(r, set_name) for r in results
+def imitation(result, set_name):
+    """A run's mean PSNR to the teacher's output on one imitation set (None when the run has none yet)."""
+    return result['test'].get('imitation', {}).get(set_name)
+
+
+def paired(results, cap, regime, a, b, set_name, value=set_score):
+    by = {(r['row'], r['seed']): value(r, set_name) for r in results
           if r['capacity'] == cap and r['regime'] == regime and 'test' in r}
-    return [by[(a, s)] - by[(b, s)] for (row, s) in sorted(by) if row == a and (b, s) in by]
+    return [by[(a, s)] - by[(b, s)] for (row, s) in sorted(by)
+            if row == a and by[(a, s)] is not None and by.get((b, s)) is not None]
+
+
+def imitation_tables(results, cap, regime):
+    """Imitation per row (mean ± std over the seeds that have it) and its paired differences."""
+    from gain_study import fmt_interval
+    lines = ['| row | ' + ' | '.join(IMITATION_SETS) + ' | seeds |', '|---|' + '---|' * (len(IMITATION_SETS) + 1)]
+    for row, label in ROWS.items():
+        rs = [r for r in results if (r['row'], r['capacity'], r['regime']) == (row, cap, regime)
+              and 'test' in r and imitation(r, IMITATION_SETS[0]) is not None]
+        if rs:
+            cells = [f'{np.mean(v):.3f}' + (f' ± {np.std(v, ddof=1):.3f}' if len(v) > 1 else '')
+                     for v in ([imitation(r, s) for r in rs] for s in IMITATION_SETS)]
+            lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {len(rs)} |')
+    if len(lines) == 2:
+        return []
+    lines += ['', '| imitation, paired by seed: mean [95 % t-interval] (dB) | ' + ' | '.join(IMITATION_SETS) + ' |',
+              '|---|' + '---|' * len(IMITATION_SETS)]
+    for a, b in COMPARISONS:
+        if paired(results, cap, regime, a, b, IMITATION_SETS[0], imitation):
+            lines.append(f'| {ROWS[a]} − {ROWS[b]} | ' + ' | '.join(
+                fmt_interval(paired(results, cap, regime, a, b, s, imitation)) for s in IMITATION_SETS) + ' |')
+    return lines
 
 
 def cell_tables(results, cap, regime):
@@ -457,6 +547,10 @@ def report(args):
             if any(r['capacity'] == cap and r['regime'] == regime for r in results):
                 lines += [f'**{cap} student, {regime} corpus** (Y-PSNR / SSIM, border 4, EMA weights; mean ± std '
                           'over seeds):', ''] + cell_tables(results, cap, regime) + ['']
+                table = imitation_tables(results, cap, regime)
+                if table:
+                    lines += [f'*Imitation, {cap} student, {regime} corpus*: Y-PSNR of the student\'s output to '
+                              'PAN\'s output (border 4; higher = closer to the teacher):', ''] + table + ['']
     for path in plot(results, 'docs/img'):
         lines += [f'![{osp.basename(path)}](img/{osp.basename(path)})', '']
     write_between('docs/RESULTS.md', 'gain-v2', '\n' + '\n'.join(lines) + '\n')
@@ -467,13 +561,14 @@ def report(args):
 # ------------------------------------------------------------------------------------------------- args
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'report'))
+    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'imitation', 'report'))
     p.add_argument('--data-root', default=DATA)
     p.add_argument('--results', default=RESULTS)
     p.add_argument('--bench-root', default=None, help='folder holding Set5/ Set14/ BSD68/ Urban100/ (HR images)')
     p.add_argument('--teacher', default=None, help='PAN x4 checkpoint (default: the option file\'s)')
     p.add_argument('--jobs', type=int, default=2)
     p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--retrain', action='store_true', help='imitation: retrain runs whose checkpoint is gone')
     return p.parse_args(argv)
 
 
@@ -488,6 +583,10 @@ def main(argv=None):
         execute([('scratch', cap, 'full', 0, iters) for cap, iters in PILOT], args, pilot=True)
     elif args.command == 'run':
         execute(plan(), args)
+    elif args.command == 'imitation':
+        if not args.bench_root:
+            sys.exit('imitation: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/)')
+        add_imitation(args)
     else:
         report(args)
 

@@ -191,8 +191,9 @@ def score_model(upsampler, sets, scale: int, name: str, reference_outputs: Optio
                                      f'x{upsampler.scale})')
                 psnr, ssim = y_metrics(sr, hr, scale)
                 row = {'model': name, 'set': set_name, 'image': stem, 'psnr': psnr, 'ssim': ssim}
-                if reference_outputs is not None:
-                    row['psnr_to_reference'] = y_metrics(sr, reference_outputs[(set_name, stem)], scale)[0]
+                reference = (reference_outputs or {}).get((set_name, stem))
+                if reference is not None:  # a reference may cover only some sets
+                    row['psnr_to_reference'] = y_metrics(sr, reference, scale)[0]
                 rows.append(row)
                 if keep_outputs:
                     outputs[(set_name, stem)] = sr

@@ -186,3 +186,20 @@ def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path):
     assert rc == 0
     auto = json.loads((tmp_path / 'r.json').read_text())['models'][0]
     assert auto['name'] == 'auto' and auto['sets']['SetA']['psnr_to_reference'] == float('inf')
+
+
+def test_reference_may_cover_some_sets_only():
+    """Study v2 measures imitation on Set5 / Set14 only: the other sets are scored without it, not refused."""
+    from types import SimpleNamespace
+    from dukd_arch.benchmark import score_model, summarise
+    rng = np.random.default_rng(2)
+    hr = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    up = SimpleNamespace(device=torch.device('cpu'), scale=4, enhance=lambda lr: hr[int(lr[0, 0, 0])])
+    lrs = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
+    sets = [('A', [('a0', hr[0], lrs[0]), ('a1', hr[1], lrs[1])], None), ('B', [('b0', hr[2], lrs[2])], None)]
+    noisy = {('A', 'a0'): np.clip(hr[0].astype(int) + 3, 0, 255).astype(np.uint8), ('A', 'a1'): hr[1]}
+    rows = score_model(up, sets, 4, 'm', noisy)[0]
+    assert [('psnr_to_reference' in r) for r in rows] == [True, True, False]
+    summary = summarise(rows, ['A', 'B'])
+    assert 35 < rows[0]['psnr_to_reference'] < 45 and rows[1]['psnr_to_reference'] == float('inf')
+    assert 'psnr_to_reference' in summary['A'] and 'psnr_to_reference' not in summary['B']

@@ -94,3 +94,60 @@ def test_pilot_and_study_results_are_read_apart(tmp_path):
     assert [r['name'] for r in v2.load(str(study))] == ['gain2_kd_17k_full_s0']
     assert v2.load(str(pilot)) == []  # pilot runs never count as study runs
     assert '| 17k | 1000 | 30.012 | +0.473 | 300 |' in v2.pilot_lines(str(pilot))
+
+
+def test_imitation_tables_use_only_runs_that_have_it():
+    results = []
+    for seed, (kd, dukd) in enumerate([(36.0, 37.0), (36.2, 37.4), (None, 38.0)]):
+        for row, value in (('kd', kd), ('dukd_edsr', dukd)):
+            r = _fake(row, seed, 0.0)
+            if value is not None:  # a run scored before the study computed imitation has none
+                r['test']['imitation'] = {'Set5': value, 'Set14': value - 1.0}
+            results.append(r)
+    table = '\n'.join(v2.imitation_tables(results, '17k', 'full'))
+    assert '| output KD | 36.100 ± 0.141 | 35.100 ± 0.141 | 2 |' in table
+    assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) | 37.467 ± 0.503 | 36.467 ± 0.503 | 3 |' in table
+    # paired over the two seeds where both runs have it: +1.0, +1.2
+    assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | +1.100 [' in table and '(n=2)' in table
+    assert v2.imitation_tables(results, '17k', 'small') == []
+
+
+def test_imitation_is_added_only_from_the_checkpoint_that_was_scored(tmp_path, monkeypatch, capsys):
+    """The backfill re-scores a run's checkpoint; a checkpoint whose scores differ from the stored ones (a
+    retrained or overwritten run) must not lend its imitation to the stored result."""
+    from types import SimpleNamespace
+    results = tmp_path / 'gain_v2'
+    results.mkdir()
+    stored = {s: _fake('kd', s, 0.0) for s in (0, 1, 2)}
+    done = _fake('dukd_edsr', 0, 0.1)
+    done['test']['imitation'] = {'Set5': 40.0, 'Set14': 39.0}
+    for r in list(stored.values()) + [done]:
+        (results / f"{r['name']}.json").write_text(json.dumps(r))
+    weights = {0: tmp_path / 'w0.pth', 1: tmp_path / 'w1.pth'}  # seed 2's checkpoint is gone
+    for w in weights.values():
+        w.write_bytes(b'x')
+
+    def make_run(row, cap, regime, seed, *args, **kwargs):
+        assert row == 'kd', 'a run that has imitation is not re-scored'
+        return SimpleNamespace(name=f'gain2_{row}_{cap}_{regime}_s{seed}', seed=seed,
+                               weights=str(weights.get(seed, tmp_path / 'missing.pth')))
+
+    def score(run, bench_root, threads, teacher, set_names):
+        assert set_names == v2.IMITATION_SETS
+        shift = 0.01 if run.seed == 1 else 0.0  # seed 1's checkpoint is not the one that was scored
+        images = {k: [v[0] + shift, v[1]] for k, v in stored[run.seed]['test']['images'].items()
+                  if k.split('/')[0] in set_names}
+        return {'sets': {}, 'images': images, 'imitation': {'Set5': 41.0, 'Set14': 40.0}}
+
+    monkeypatch.setattr(v2, 'make_run', make_run)
+    monkeypatch.setattr(v2, 'score', score)
+    v2.add_imitation(v2.parse_args(['imitation', '--results', str(results), '--bench-root', str(tmp_path)]))
+    after = {r['name']: r for r in v2.load(str(results))}
+    assert after['gain2_kd_17k_full_s0']['test']['imitation'] == {'Set5': 41.0, 'Set14': 40.0}
+    assert after['gain2_kd_17k_full_s0']['imitation_added']['retrained'] is False
+    assert 'imitation' not in after['gain2_kd_17k_full_s1']['test']
+    assert 'imitation' not in after['gain2_kd_17k_full_s2']['test']
+    assert after['gain2_dukd_edsr_17k_full_s0']['test']['imitation'] == {'Set5': 40.0, 'Set14': 39.0}
+    out = capsys.readouterr().out
+    assert 'gain2_kd_17k_full_s1 (per-image PSNR differs by up to 0.0100 dB): not the scored checkpoint' in out
+    assert 'gain2_kd_17k_full_s2: no checkpoint' in out and '--retrain' in out
