@@ -22,7 +22,7 @@ demo:
 
 # the seeded fuzzer over bad inputs (tests/fuzz/): 2,120 mutated option files (20 of them through train.py),
 # broken images, datasets and checkpoints; each a clear refusal naming the key or file, or a checked correct run
-# (about 10 minutes on a 2-core CPU; docs/RESULTS.md section 5). CI runs the 212-input sample (tests/fuzz/test_fuzz.py).
+# (about 5 minutes on a 2-core CPU; docs/RESULTS.md section 5). CI runs the 212-input sample (tests/fuzz/test_fuzz.py).
 fuzz:
 	OMP_NUM_THREADS=1 $(PYTHON) tests/fuzz/run_fuzz.py --seed 0 --scale 10
 
@@ -36,7 +36,7 @@ bench: install
 bench-quality: install
 	$(PYTHON) benchmarks/bench_quality.py $(BENCH_ARGS)
 
-# the gain study (docs/gain_protocol.md): Debian's nature photos, its data, its 77 runs (and 6 post-hoc ones) two at a time
+# the gain study (docs/gain_protocol.md): Debian's nature photos, its data, its 77 runs (and 12 post-hoc ones) two at a time
 # (about 10 hours on a 2-core CPU; stop it any time, the same command resumes) and its report
 study:
 	$(PYTHON) scripts/fetch_photos.py
