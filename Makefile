@@ -51,7 +51,7 @@ study-diagnostics:
 	$(PYTHON) benchmarks/gain_diagnostics.py
 
 # gain study v2 (docs/gain_protocol_v2.md): 37 Debian photographs, the public PAN x4 teacher (PAN_CKPT), scored on
-# the four benchmark sets under BENCH_ROOT (Set5/ Set14/ BSD68/ Urban100/); about 30 hours on a 2-core CPU, resumable
+# the four benchmark sets under BENCH_ROOT (Set5/ Set14/ BSD68/ Urban100/); about 35 hours on a 2-core CPU, resumable
 PAN_CKPT ?= ../shared/data/teachers/PANx4_DF2K.pth
 BENCH_ROOT ?= datasets/benchmarks
 study-v2:
@@ -59,6 +59,7 @@ study-v2:
 	$(PYTHON) benchmarks/bench_gain_v2.py data --bench-root $(BENCH_ROOT)
 	$(PYTHON) benchmarks/bench_gain_v2.py labels --teacher $(PAN_CKPT)
 	$(PYTHON) benchmarks/bench_gain_v2.py pilot --jobs 2 --threads 1
+	$(PYTHON) benchmarks/bench_gain_v2.py bicubic --bench-root $(BENCH_ROOT)
 	$(PYTHON) benchmarks/bench_gain_v2.py run --jobs 2 --threads 1 --teacher $(PAN_CKPT) --bench-root $(BENCH_ROOT)
 
 study-v2-report:

@@ -15,6 +15,8 @@ PSNR / SSIM, border 4, EMA weights, per image). Each finished run is one JSON un
     python benchmarks/bench_gain_v2.py pilot                # convergence pilot (validation only)
     python benchmarks/bench_gain_v2.py run --jobs 2 --bench-root DIR   # the protocol's runs, in its order
     python benchmarks/bench_gain_v2.py imitation --bench-root DIR  # add imitation to runs scored without it
+    python benchmarks/bench_gain_v2.py crops --bench-root DIR      # docs/img/gain_v2_crops.png (needs checkpoints)
+    python benchmarks/bench_gain_v2.py bicubic --bench-root DIR    # bicubic's scores, the report's reference row
     python benchmarks/bench_gain_v2.py report               # docs/RESULTS.md section "gain study v2"
 """
 import argparse
@@ -64,17 +66,26 @@ ROWS = {  # name: label; options/gain_v2/train_student_<name>.yml holds the row'
 }
 REGIMES = {'full': 'train', 'small': 'train_small'}  # data regime: folder under DATA
 ITERS = {'17k': 2000, '70k': 2000}  # fixed by the convergence pilot, at most 2000 (docs/gain_protocol_v2.md, section 4)
+# cells: (capacity, regime, iterations); the protocol's four, and the deciding cell again at the smallest pilot budget
+# whose scratch student beats bicubic on the validation crops (section 9 amendment: at 2000 every student is below it)
+CELLS = tuple((cap, regime, ITERS[cap]) for cap in CAPACITIES for regime in REGIMES)
+DECIDING, LONG = CELLS[0], ('17k', 'full', 4000)
+REPORT_CELLS = (DECIDING, LONG) + CELLS[1:]
+BICUBIC = 'bicubic.json'  # bicubic's scores on the benchmarks and the validation crops, for reference
 PILOT = (('70k', 4000), ('17k', 1000), ('17k', 2000), ('17k', 4000), ('70k', 1000), ('70k', 2000))  # longest first
 SEEDS = (0, 1, 2)
 DECODED_CACHE_MIB = 4096  # per run; two runs at a time fit the 24 GiB machine
 
 
 def plan():
-    """The protocol's runs as (row, capacity, regime, seed), in the order they run: the deciding cell first."""
-    runs = []
-    for cap, regime in (('17k', 'full'), ('17k', 'small'), ('70k', 'full'), ('70k', 'small')):
-        runs += [(row, cap, regime, seed) for seed in SEEDS for row in ROWS]
-    return runs
+    """The protocol's runs as (row, capacity, regime, seed, iterations or None for the capacity's T), in the
+    order they run: the deciding cell first; the long cell right after the runs that were in flight when section
+    9 added it (the small regime's seed 0)."""
+    def cell(cap, regime, iters=None):
+        return [(row, cap, regime, seed, iters) for seed in SEEDS for row in ROWS]
+    small = cell('17k', 'small')
+    return cell('17k', 'full') + small[:len(ROWS)] + cell(*LONG) + small[len(ROWS):] + cell('70k', 'full') + \
+        cell('70k', 'small')
 
 
 def make_run(row, cap, regime, seed, data_root=DATA, iters=None, teacher=None, prefix='gain2'):
@@ -290,8 +301,7 @@ def train_and_score(spec, args, lock, pilot=False):
     from bench_gain import convergence, git_commit
     from dukd_arch.demo import pipeline
     row, cap, regime, seed = spec[:4]
-    run = make_run(row, cap, regime, seed, args.data_root, spec[4] if pilot else None, args.teacher,
-                   'gain2pilot' if pilot else 'gain2')
+    run = make_run(row, cap, regime, seed, args.data_root, spec[4], args.teacher, 'gain2pilot' if pilot else 'gain2')
     out = osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
     if osp.isfile(out):
         with open(out) as f:
@@ -338,8 +348,9 @@ def add_imitation(args):
     for result in load(args.results):
         if 'imitation' in result.get('test', {'imitation': None}):
             continue
-        run = make_run(result['row'], result['capacity'], result['regime'], result['seed'], args.data_root,
-                       teacher=args.teacher)
+        iters = None if result['iters'] == ITERS[result['capacity']] else result['iters']
+        run = make_run(result['row'], result['capacity'], result['regime'], result['seed'], args.data_root, iters,
+                       args.teacher)
         retrained = not osp.isfile(run.weights) and args.retrain
         if retrained:
             pipeline.train(run, osp.join('experiments', '_gain_v2_logs'), threads=args.threads, resume=True)
@@ -362,6 +373,95 @@ def add_imitation(args):
         print(f'[gain v2] {line}; --retrain trains it again', flush=True)
     for line in mismatched:
         print(f'[gain v2] {line}: not the scored checkpoint, imitation not added', flush=True)
+
+
+def bicubic_upscale(lr):
+    """MATLAB bicubic x4 of a uint8 image, rounded to uint8: the baseline every SR table starts from."""
+    from dukd_arch.ops import matlab_imresize
+    t = torch.from_numpy(lr.astype(np.float64)).permute(2, 0, 1)
+    return matlab_imresize(t, SCALE).round().clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def score_bicubic(args):
+    """benchmarks/results/gain_v2/bicubic.json: bicubic's Y-PSNR / SSIM on the benchmarks (per set and over the
+    187 images) and on the validation crops, the reference the report puts the students next to."""
+    from bench_gain import git_commit
+    from dukd_arch.benchmark import y_metrics
+    torch.set_num_threads(args.threads or 1)
+    sets, images = {}, []
+    for name, items, _ in benchmark_sets(args.bench_root):
+        scores = [y_metrics(bicubic_upscale(lr), hr, SCALE) for _, hr, lr in items]
+        sets[name] = {'psnr': float(np.mean([p for p, _ in scores])), 'ssim': float(np.mean([q for _, q in scores]))}
+        images += [p for p, _ in scores]
+    val = []
+    for path in sorted(glob.glob(osp.join(args.data_root, 'val', 'HR', '*.png'))):
+        lr = cv2.imread(path.replace(osp.join('val', 'HR'), osp.join('val', 'LR_bicubic', 'X4')))
+        val.append(y_metrics(bicubic_upscale(lr), cv2.imread(path), SCALE)[0])
+    if not val:
+        sys.exit(f'bicubic: no validation crops under {args.data_root}/val/HR (run `bench_gain_v2.py data` first)')
+    out = {'sets': sets, 'all': float(np.mean(images)), 'images': len(images), 'val_psnr': float(np.mean(val)),
+           'val_images': len(val), 'commit': git_commit(), 'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
+    write_result(osp.join(args.results, BICUBIC), out)
+    print(f"[gain v2] bicubic: {out['all']:.3f} dB over {len(images)} benchmark images, {out['val_psnr']:.3f} dB on "
+          f'{len(val)} validation crops', flush=True)
+
+
+CROP = 96  # HR pixels shown per panel
+
+
+def _detailed_window(hr):
+    """Top-left of the CROP x CROP window with the most gradient energy (chosen from the HR alone)."""
+    grey = cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    energy = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    cands = [(float(energy[t:t + CROP, l:l + CROP].sum()), t, l)
+             for t in crop_positions(hr.shape[0], CROP, CROP // 2, 0) for l in crop_positions(hr.shape[1], CROP, CROP // 2, 0)]
+    return max(cands)[1:]
+
+
+def crops(args):
+    """docs/img/gain_v2_crops.png: the deciding cell's students, the teacher and bicubic on the two images where
+    DUKD (EDSR setting) − output KD, averaged over seeds, is largest and smallest; the crop is the HR's most
+    detailed window, so no method chooses it. Needs the runs' checkpoints under experiments/."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from dukd_arch.benchmark import load_model, y_metrics
+    results = load(args.results)
+    diff = per_image(results, DECIDING, 'dukd_edsr', 'kd')
+    runs = {s: {row: make_run(row, '17k', 'full', s, args.data_root, teacher=args.teacher) for row in ROWS}
+            for s in SEEDS}
+    seeds = [s for s in SEEDS if all(osp.isfile(r.weights) for r in runs[s].values())]
+    if not diff or not seeds:
+        sys.exit('crops: needs the 17k full-corpus cell scored and one seed with all four checkpoints in experiments/')
+    seed = seeds[0]
+    torch.set_num_threads(args.threads or 1)
+    opt = runs[seed]['kd'].options()
+    models = {'PAN teacher': load_model(args.teacher or opt['path']['pretrain_network_t'], network=opt['network_t'],
+                                        device='cpu')}
+    models.update({ROWS[row]: load_model(run.weights, run.option_file(), device='cpu') for row, run in runs[seed].items()})
+    images = {f'{name}/{stem}': (hr, lr) for name, items, _ in benchmark_sets(args.bench_root) for stem, hr, lr in items}
+    picks = [(max(diff, key=diff.get), 'largest'), (min(diff, key=diff.get), 'smallest')]
+    fig, axes = plt.subplots(len(picks), len(models) + 2, figsize=(2.2 * (len(models) + 2), 2.6 * len(picks)))
+    for (key, which), ax_row in zip(picks, axes):
+        hr, lr = images[key]
+        outputs = {'HR': hr, 'bicubic': bicubic_upscale(lr)}
+        outputs.update({label: up.enhance(lr) for label, up in models.items()})
+        t, l = _detailed_window(hr)
+        for ax, (label, img) in zip(ax_row, outputs.items()):
+            ax.imshow(img[t:t + CROP, l:l + CROP, ::-1], interpolation='nearest')
+            title = label if label == 'HR' else f'{label}\n{y_metrics(img, hr, SCALE)[0]:.2f} dB'
+            ax.set_title(title.replace(' (', '\n('), fontsize=6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax_row[0].set_ylabel(f'{key}\n({which} gain, {diff[key]:+.3f} dB)', fontsize=6)
+    fig.suptitle(f'study v2, 17k students, full corpus, seed {seed}: crop = the HR\'s most detailed {CROP} px window; '
+                 'dB = whole-image Y-PSNR', fontsize=7)
+    fig.tight_layout()
+    out = osp.join('docs', 'img', 'gain_v2_crops.png')
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    print(f'[gain v2] {out}: {picks[0][0]} ({diff[picks[0][0]]:+.3f} dB) and {picks[1][0]} ({diff[picks[1][0]]:+.3f} '
+          f'dB), seed {seed}')
 
 
 def labels(args):
@@ -399,20 +499,50 @@ def imitation(result, set_name):
     return result['test'].get('imitation', {}).get(set_name)
 
 
-def paired(results, cap, regime, a, b, set_name, value=set_score):
-    by = {(r['row'], r['seed']): value(r, set_name) for r in results
-          if r['capacity'] == cap and r['regime'] == regime and 'test' in r}
+def cell_runs(results, cell, row=None):
+    """The scored runs of one cell (capacity, regime, iterations), of one row if given."""
+    return [r for r in results if 'test' in r and (r['capacity'], r['regime'], r['iters']) == tuple(cell)
+            and (row is None or r['row'] == row)]
+
+
+def cell_title(cell):
+    return f'{cell[0]} student, {cell[1]} corpus, {cell[2]} iterations'
+
+
+def paired(results, cell, a, b, set_name, value=set_score):
+    by = {(r['row'], r['seed']): value(r, set_name) for r in cell_runs(results, cell)}
     return [by[(a, s)] - by[(b, s)] for (row, s) in sorted(by)
             if row == a and by[(a, s)] is not None and by.get((b, s)) is not None]
 
 
-def imitation_tables(results, cap, regime):
+def per_image(results, cell, a, b):
+    """Per benchmark image ('Set5/baby'): row a − row b, averaged over the seeds where both ran (dB)."""
+    by = {(r['row'], r['seed']): r['test']['images'] for r in cell_runs(results, cell)}
+    seeds = sorted(s for (row, s) in by if row == a and (b, s) in by)
+    if not seeds:
+        return {}
+    return {k: float(np.mean([by[(a, s)][k][0] - by[(b, s)][k][0] for s in seeds])) for k in by[(a, seeds[0])]}
+
+
+def per_image_table(results, cell):
+    """How the paired differences spread over the 187 images: is a gain broad, or a few images' doing?"""
+    lines = ['| per image (mean over seeds) | images above 0 | median (dB) | lowest (dB) | highest (dB) |',
+             '|---|---|---|---|---|']
+    for a, b in COMPARISONS:
+        d = per_image(results, cell, a, b)
+        if d:
+            lo, hi = min(d, key=d.get), max(d, key=d.get)
+            lines.append(f'| {ROWS[a]} − {ROWS[b]} | {sum(v > 0 for v in d.values())} of {len(d)} | '
+                         f'{np.median(list(d.values())):+.3f} | {d[lo]:+.3f} ({lo}) | {d[hi]:+.3f} ({hi}) |')
+    return lines if len(lines) > 2 else []
+
+
+def imitation_tables(results, cell):
     """Imitation per row (mean ± std over the seeds that have it) and its paired differences."""
     from gain_study import fmt_interval
     lines = ['| row | ' + ' | '.join(IMITATION_SETS) + ' | seeds |', '|---|' + '---|' * (len(IMITATION_SETS) + 1)]
     for row, label in ROWS.items():
-        rs = [r for r in results if (r['row'], r['capacity'], r['regime']) == (row, cap, regime)
-              and 'test' in r and imitation(r, IMITATION_SETS[0]) is not None]
+        rs = [r for r in cell_runs(results, cell, row) if imitation(r, IMITATION_SETS[0]) is not None]
         if rs:
             cells = [f'{np.mean(v):.3f}' + (f' ± {np.std(v, ddof=1):.3f}' if len(v) > 1 else '')
                      for v in ([imitation(r, s) for r in rs] for s in IMITATION_SETS)]
@@ -422,19 +552,23 @@ def imitation_tables(results, cap, regime):
     lines += ['', '| imitation, paired by seed: mean [95 % t-interval] (dB) | ' + ' | '.join(IMITATION_SETS) + ' |',
               '|---|' + '---|' * len(IMITATION_SETS)]
     for a, b in COMPARISONS:
-        if paired(results, cap, regime, a, b, IMITATION_SETS[0], imitation):
+        if paired(results, cell, a, b, IMITATION_SETS[0], imitation):
             lines.append(f'| {ROWS[a]} − {ROWS[b]} | ' + ' | '.join(
-                fmt_interval(paired(results, cap, regime, a, b, s, imitation)) for s in IMITATION_SETS) + ' |')
+                fmt_interval(paired(results, cell, a, b, s, imitation)) for s in IMITATION_SETS) + ' |')
     return lines
 
 
-def cell_tables(results, cap, regime):
+def cell_tables(results, cell, bicubic=None):
     from gain_study import fmt_interval
     cols = BENCH_SETS + (ALL, )
     lines = ['| row | ' + ' | '.join(f'{s} PSNR / SSIM' for s in BENCH_SETS) + f' | {ALL} PSNR | seeds | converged |',
              '|---|' + '---|' * (len(BENCH_SETS) + 3)]
+    if bicubic:
+        lines.append('| *bicubic (MATLAB), for reference* | ' + ' | '.join(
+            f"{bicubic['sets'][s]['psnr']:.3f} / {bicubic['sets'][s]['ssim']:.4f}" for s in BENCH_SETS) +
+            f" | {bicubic['all']:.3f} | - | - |")
     for row, label in ROWS.items():
-        rs = [r for r in results if (r['row'], r['capacity'], r['regime']) == (row, cap, regime) and 'test' in r]
+        rs = cell_runs(results, cell, row)
         if not rs:
             continue
         cells = []
@@ -447,9 +581,9 @@ def cell_tables(results, cap, regime):
     lines += ['', '| paired by seed: mean [95 % t-interval] (dB) | ' + ' | '.join(cols) + ' |',
               '|---|' + '---|' * len(cols)]
     for a, b in COMPARISONS:
-        if paired(results, cap, regime, a, b, ALL):
+        if paired(results, cell, a, b, ALL):
             lines.append(f'| {ROWS[a]} − {ROWS[b]} | ' +
-                         ' | '.join(fmt_interval(paired(results, cap, regime, a, b, s)) for s in cols) + ' |')
+                         ' | '.join(fmt_interval(paired(results, cell, a, b, s)) for s in cols) + ' |')
     return lines
 
 
@@ -463,22 +597,49 @@ def _difference(diffs):
     return f'{mean:+.2f} dB [{mean - half:+.2f}, {mean + half:+.2f}] (95 % t-interval, {verdict})'
 
 
-def headline(results):
-    """One sentence on the deciding cell (17k, full corpus), or how far it is: both DUKD settings against output
-    KD, and the zoom-out term (the one setting minus the other)."""
-    diffs = paired(results, '17k', 'full', 'dukd_edsr', 'kd', ALL)
-    if not diffs:
-        return 'Study v2 (public PAN teacher, Set5/Set14/BSD68/Urban100): no scored pair in its deciding cell yet.'
-    sentence = (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch '
-                f'48; 2000 iterations, short of convergence; {len(diffs)} of 3 seeds): DUKD with the published EDSR x4 '
-                f'setting minus output KD scores {_difference(diffs)} over the 187 images of Set5, Set14, BSD68 and '
-                'Urban100')
-    no_zoom_out = paired(results, '17k', 'full', 'dukd_no_zoom_out', 'kd', ALL)
-    zoom_out = paired(results, '17k', 'full', 'dukd_edsr', 'dukd_no_zoom_out', ALL)
+def _against_bicubic(results, cell, bicubic):
+    """Where the cell's rows stand against bicubic interpolation over the 187 images (a student below it is not
+    one anybody would deploy, whatever it gains over another)."""
+    means = [float(np.mean([set_score(r, ALL) for r in rs])) for rs in (cell_runs(results, cell, row) for row in ROWS)
+             if rs]
+    if not bicubic or not means:
+        return ''
+    where = ('every row still below' if max(means) < bicubic['all'] else
+             'every row above' if min(means) > bicubic['all'] else 'rows on both sides of')
+    return f'{where} bicubic interpolation: {min(means):.2f}-{max(means):.2f} dB against {bicubic["all"]:.2f}'
+
+
+def _cell_sentence(results, cell):
+    edsr = paired(results, cell, 'dukd_edsr', 'kd', ALL)
+    sentence = f'DUKD with the published EDSR x4 setting minus output KD scores {_difference(edsr)}'
+    no_zoom_out = paired(results, cell, 'dukd_no_zoom_out', 'kd', ALL)
+    zoom_out = paired(results, cell, 'dukd_edsr', 'dukd_no_zoom_out', ALL)
     if no_zoom_out and zoom_out:
         sentence += (f'; the RCAN / SwinIR setting (no zoom-out) minus output KD scores {_difference(no_zoom_out)}, '
                      f'so the zoom-out term is worth {_difference(zoom_out)}')
-    return sentence + '.'
+    return sentence
+
+
+def headline(results, bicubic=None):
+    """The deciding cell (17k, full corpus) in one or two sentences, or how far it is: both DUKD settings against
+    output KD, the zoom-out term, where the students stand against bicubic, and the long cell (section 9)."""
+    diffs = paired(results, DECIDING, 'dukd_edsr', 'kd', ALL)
+    if not diffs:
+        return 'Study v2 (public PAN teacher, Set5/Set14/BSD68/Urban100): no scored pair in its deciding cell yet.'
+    where = _against_bicubic(results, DECIDING, bicubic)
+    text = (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch 48; '
+            f'{DECIDING[2]} iterations, short of convergence{"; " + where if where else ""}; {len(diffs)} of 3 seeds), '
+            f'over the 187 images of Set5, Set14, BSD68 and Urban100: {_cell_sentence(results, DECIDING)}.')
+    long = paired(results, LONG, 'dukd_edsr', 'kd', ALL)
+    if long:
+        where = _against_bicubic(results, LONG, bicubic)
+        text += (f' At {LONG[2]} iterations ({where + "; " if where else ""}{len(long)} of 3 seeds): '
+                 f'{_cell_sentence(results, LONG)}.')
+    else:
+        done = len(cell_runs(results, LONG))
+        text += (f' The same cell at {LONG[2]} iterations, where a scratch student passes bicubic on the validation '
+                 f'crops, is under way ({done} of {len(ROWS) * len(SEEDS)} runs scored).')
+    return text
 
 
 def plot(results, out_dir):
@@ -489,15 +650,15 @@ def plot(results, out_dir):
     paths = []
     cols = BENCH_SETS + (ALL, )
     for regime in REGIMES:
-        caps = [c for c in CAPACITIES if paired(results, c, regime, 'kd', 'scratch', ALL)]
-        if not caps:
+        cells = [c for c in REPORT_CELLS if c[1] == regime and paired(results, c, 'kd', 'scratch', ALL)]
+        if not cells:
             continue
-        fig, axes = plt.subplots(1, len(caps), figsize=(5.5 * len(caps), 5.0), squeeze=False)
-        for ax, cap in zip(axes[0], caps):
+        fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 5.0), squeeze=False)
+        for ax, cell in zip(axes[0], cells):
             for k, ((a, b), colour) in enumerate(zip(COMPARISONS, ('C0', 'C2', 'C3', 'C1', 'C4'))):
                 xs, ms, hs = [], [], []
                 for i, s in enumerate(cols):
-                    d = paired(results, cap, regime, a, b, s)
+                    d = paired(results, cell, a, b, s)
                     if d:
                         m, h = t_interval(d)
                         xs.append(i + (k - 2) * 0.1)
@@ -508,10 +669,11 @@ def plot(results, out_dir):
             ax.axhline(0, color='grey', lw=0.8)
             ax.set_xticks(range(len(cols)))
             ax.set_xticklabels(cols)
-            ax.set_title(f'{cap} student, {regime} corpus', fontsize=9)
+            ax.set_title(cell_title(cell), fontsize=9)
             ax.set_ylabel('Y-PSNR difference (dB)')
         # one legend under the panels, where it hides no interval
-        fig.legend(*axes[0][0].get_legend_handles_labels(), loc='lower center', fontsize=7, frameon=False)
+        handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+        fig.legend(list(handles.values()), list(handles), loc='lower center', fontsize=7, frameon=False)
         fig.suptitle('study v2, paired by seed: mean and 95 % t-interval', fontsize=8)
         fig.tight_layout(rect=(0, 0.25, 1, 1))
         path = osp.join(out_dir, f'gain_v2_{regime}.png')
@@ -522,7 +684,7 @@ def plot(results, out_dir):
     return paths
 
 
-def pilot_lines(results_dir):
+def pilot_lines(results_dir, bicubic=None):
     rs = load(results_dir, 'gain2pilot')
     if not rs:
         return ['Pilot: not run yet.']
@@ -530,38 +692,53 @@ def pilot_lines(results_dir):
     for r in sorted(rs, key=lambda r: (r['capacity'], r['iters'])):
         lines.append(f"| {r['capacity']} | {r['iters']} | {r['val_psnr']:.3f} | {r['val_gain_last20']:+.3f} | "
                      f"{r['train_seconds'] or 0:.0f} |")
+    if bicubic:
+        lines += ['', f"Bicubic (MATLAB) on the same validation crops: {bicubic['val_psnr']:.3f} dB."]
     return lines
+
+
+def load_bicubic(results_dir):
+    path = osp.join(results_dir, BICUBIC)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def report(args):
     from bench_gain import write_between
     results = load(args.results)
-    planned = {make_run(*spec).name for spec in plan()}
+    bicubic = load_bicubic(args.results)
+    planned = {make_run(*spec[:4], iters=spec[4]).name for spec in plan()}
     done = planned & {r['name'] for r in results}
     lines = [f'Generated by `python benchmarks/bench_gain_v2.py report` from `{args.results}/`: {len(done)} of the '
-             f'protocol\'s {len(planned)} runs done ([protocol](gain_protocol_v2.md)).', '', headline(results), '',
+             f'protocol\'s {len(planned)} runs done ([protocol](gain_protocol_v2.md)).', '',
+             headline(results, bicubic), '',
              '**Convergence pilot** (scratch, seed 0, full corpus; validation crops):', ''] + \
-        pilot_lines(args.results + '_pilot') + ['']
-    for cap in CAPACITIES:
-        for regime in REGIMES:
-            if any(r['capacity'] == cap and r['regime'] == regime for r in results):
-                lines += [f'**{cap} student, {regime} corpus** (Y-PSNR / SSIM, border 4, EMA weights; mean ± std '
-                          'over seeds):', ''] + cell_tables(results, cap, regime) + ['']
-                table = imitation_tables(results, cap, regime)
-                if table:
-                    lines += [f'*Imitation, {cap} student, {regime} corpus*: Y-PSNR of the student\'s output to '
-                              'PAN\'s output (border 4; higher = closer to the teacher):', ''] + table + ['']
+        pilot_lines(args.results + '_pilot', bicubic) + ['']
+    for cell in REPORT_CELLS:
+        if not cell_runs(results, cell):
+            continue
+        lines += [f'**{cell_title(cell)}** (Y-PSNR / SSIM, border 4, EMA weights; mean ± std over seeds):', ''] + \
+            cell_tables(results, cell, bicubic) + ['']
+        table = per_image_table(results, cell)
+        if table:
+            lines += table + ['']
+        table = imitation_tables(results, cell)
+        if table:
+            lines += [f'*Imitation, {cell_title(cell)}*: Y-PSNR of the student\'s output to PAN\'s output (border 4; '
+                      'higher = closer to the teacher):', ''] + table + ['']
     for path in plot(results, 'docs/img'):
         lines += [f'![{osp.basename(path)}](img/{osp.basename(path)})', '']
     write_between('docs/RESULTS.md', 'gain-v2', '\n' + '\n'.join(lines) + '\n')
-    write_between('README.md', 'gain-v2-headline', headline(results))
+    write_between('README.md', 'gain-v2-headline', headline(results, bicubic))
     print('\n'.join(lines))
 
 
 # ------------------------------------------------------------------------------------------------- args
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'imitation', 'report'))
+    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'imitation', 'crops', 'bicubic', 'report'))
     p.add_argument('--data-root', default=DATA)
     p.add_argument('--results', default=RESULTS)
     p.add_argument('--bench-root', default=None, help='folder holding Set5/ Set14/ BSD68/ Urban100/ (HR images)')
@@ -583,10 +760,10 @@ def main(argv=None):
         execute([('scratch', cap, 'full', 0, iters) for cap, iters in PILOT], args, pilot=True)
     elif args.command == 'run':
         execute(plan(), args)
-    elif args.command == 'imitation':
+    elif args.command in ('imitation', 'crops', 'bicubic'):
         if not args.bench_root:
-            sys.exit('imitation: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/)')
-        add_imitation(args)
+            sys.exit(f'{args.command}: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/)')
+        {'imitation': add_imitation, 'crops': crops, 'bicubic': score_bicubic}[args.command](args)
     else:
         report(args)
 

@@ -16,13 +16,18 @@ from dukd_arch.options import validate_options  # noqa: E402
 def test_every_planned_run_has_valid_options_in_the_published_shape(monkeypatch):
     monkeypatch.chdir(ROOT)
     specs = v2.plan()
-    assert len(specs) == 48 and specs[:12] == [(row, '17k', 'full', s) for s in (0, 1, 2) for row in v2.ROWS]
-    for row, cap, regime, seed in specs:
-        opt = v2.make_run(row, cap, regime, seed).options()
+    assert len(specs) == 60 and specs[:12] == [(row, '17k', 'full', s, None) for s in (0, 1, 2) for row in v2.ROWS]
+    # the long cell (section 9) runs after the small regime's seed 0, the runs in flight when it was added
+    assert specs[12:16] == [(row, '17k', 'small', 0, None) for row in v2.ROWS]
+    assert specs[16:28] == [(row, '17k', 'full', s, 4000) for s in (0, 1, 2) for row in v2.ROWS]
+    names = [v2.make_run(*spec[:4], iters=spec[4]).name for spec in specs]
+    assert len(set(names)) == 60 and names[16] == 'gain2_scratch_17k_full_s0_it4000'
+    for row, cap, regime, seed, iters in specs:
+        opt = v2.make_run(row, cap, regime, seed, iters=iters).options()
         validate_options(opt, source=f'{row} {cap} {regime}')
         train = opt['datasets']['train']
         assert (train['gt_size'], train['batch_size_per_gpu'], opt['train']['ema_decay']) == (192, 16, 0.999)
-        assert opt['manual_seed'] == seed and opt['train']['total_iter'] == v2.ITERS[cap]
+        assert opt['manual_seed'] == seed and opt['train']['total_iter'] == (iters or v2.ITERS[cap])
         assert opt['network_g']['num_feat'] == v2.CAPACITIES[cap][0]
         assert train['dataroot_gt'].startswith(f'datasets/gain_v2/{v2.REGIMES[regime]}/')
         if row == 'scratch':
@@ -54,18 +59,19 @@ def test_reduce_to_div2k_size():
     assert v2.reduce_to_div2k(small).shape == (400, 600, 3)  # smaller photos are only cropped to x4
 
 
-def _fake(row, seed, offset, cap='17k', regime='full'):
+def _fake(row, seed, offset, cap='17k', regime='full', iters=2000):
     images = {f'{s}/im{i}': [30.0 + offset + 0.01 * i, 0.8] for s in v2.BENCH_SETS for i in range(3)}
     sets = {s: {'psnr': 30.0 + offset + 0.01, 'ssim': 0.8} for s in v2.BENCH_SETS}
-    return {'name': f'gain2_{row}_{cap}_{regime}_s{seed}', 'row': row, 'capacity': cap, 'regime': regime,
-            'seed': seed, 'iters': 2000, 'converged': True, 'val_psnr': 30.0, 'test': {'sets': sets, 'images': images}}
+    return {'name': f'gain2_{row}_{cap}_{regime}_s{seed}' + ('' if iters == 2000 else f'_it{iters}'), 'row': row,
+            'capacity': cap, 'regime': regime, 'seed': seed, 'iters': iters, 'converged': True, 'val_psnr': 30.0,
+            'test': {'sets': sets, 'images': images}}
 
 
 def test_paired_differences_and_headline(tmp_path):
     gains = {0: 0.10, 1: 0.20, 2: 0.30}
     results = [_fake('kd', s, 0.0) for s in gains] + [_fake('dukd_edsr', s, g) for s, g in gains.items()]
-    assert v2.paired(results, '17k', 'full', 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([0.1, 0.2, 0.3])
-    assert v2.paired(results, '17k', 'small', 'dukd_edsr', 'kd', v2.ALL) == []
+    assert v2.paired(results, v2.DECIDING, 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([0.1, 0.2, 0.3])
+    assert v2.paired(results, ('17k', 'small', 2000), 'dukd_edsr', 'kd', v2.ALL) == []
     sentence = v2.headline(results)
     # mean 0.20, t(0.975, 2) = 4.303, sd 0.1 / sqrt(3): half-width 0.248
     assert '+0.20 dB [-0.05, +0.45]' in sentence and 'which includes 0' in sentence and '3 of 3 seeds' in sentence
@@ -75,12 +81,27 @@ def test_paired_differences_and_headline(tmp_path):
     # no zoom-out - KD: -0.05, -0.04, -0.03 (mean -0.04, half-width 0.025); zoom-out term: 0.15, 0.24, 0.33
     assert 'no zoom-out) minus output KD scores -0.04 dB [-0.06, -0.02] (95 % t-interval, below 0)' in sentence
     assert 'zoom-out term is worth +0.24 dB [+0.02, +0.46] (95 % t-interval, above 0)' in sentence
-    table = '\n'.join(v2.cell_tables(results, '17k', 'full'))
+    table = '\n'.join(v2.cell_tables(results, v2.DECIDING))
     assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | +0.200 [-0.048, +0.448] (n=3)' in table
+    assert 'The same cell at 4000 iterations' in sentence and '(0 of 12 runs scored)' in sentence
+    # students below bicubic are named as such, in the headline and as a reference row of the table
+    bicubic = {'all': 31.0, 'sets': {s: {'psnr': 31.0, 'ssim': 0.9} for s in v2.BENCH_SETS}}
+    sentence = v2.headline(results, bicubic)
+    assert 'every row still below bicubic interpolation: 29.97-30.21 dB against 31.00' in sentence
+    assert '| *bicubic (MATLAB), for reference* | 31.000 / 0.9000 |' in '\n'.join(
+        v2.cell_tables(results, v2.DECIDING, bicubic))
+    # the long cell is its own cell: its runs never pair with the 2000-iteration ones
+    results += [_fake('kd', s, 1.5, iters=4000) for s in gains] + [_fake('dukd_edsr', s, 1.5 - g, iters=4000)
+                                                                    for s, g in gains.items()]
+    assert v2.paired(results, v2.DECIDING, 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([0.1, 0.2, 0.3])
+    assert v2.paired(results, v2.LONG, 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([-0.1, -0.2, -0.3])
+    sentence = v2.headline(results, bicubic)
+    assert ('At 4000 iterations (every row above bicubic interpolation: 31.31-31.51 dB against 31.00; 3 of 3 seeds): '
+            'DUKD with the published EDSR x4 setting minus output KD scores -0.20 dB [-0.45, +0.05]') in sentence
     for r in results:
         with open(tmp_path / f"{r['name']}.json", 'w') as f:
             json.dump(r, f)
-    assert len(v2.load(str(tmp_path))) == 9
+    assert len(v2.load(str(tmp_path))) == 15
 
 
 def test_pilot_and_study_results_are_read_apart(tmp_path):
@@ -104,12 +125,12 @@ def test_imitation_tables_use_only_runs_that_have_it():
             if value is not None:  # a run scored before the study computed imitation has none
                 r['test']['imitation'] = {'Set5': value, 'Set14': value - 1.0}
             results.append(r)
-    table = '\n'.join(v2.imitation_tables(results, '17k', 'full'))
+    table = '\n'.join(v2.imitation_tables(results, v2.DECIDING))
     assert '| output KD | 36.100 ± 0.141 | 35.100 ± 0.141 | 2 |' in table
     assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) | 37.467 ± 0.503 | 36.467 ± 0.503 | 3 |' in table
     # paired over the two seeds where both runs have it: +1.0, +1.2
     assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | +1.100 [' in table and '(n=2)' in table
-    assert v2.imitation_tables(results, '17k', 'small') == []
+    assert v2.imitation_tables(results, ('17k', 'small', 2000)) == []
 
 
 def test_imitation_is_added_only_from_the_checkpoint_that_was_scored(tmp_path, monkeypatch, capsys):
@@ -151,3 +172,16 @@ def test_imitation_is_added_only_from_the_checkpoint_that_was_scored(tmp_path, m
     out = capsys.readouterr().out
     assert 'gain2_kd_17k_full_s1 (per-image PSNR differs by up to 0.0100 dB): not the scored checkpoint' in out
     assert 'gain2_kd_17k_full_s2: no checkpoint' in out and '--retrain' in out
+
+
+def test_per_image_differences_average_the_seeds_both_rows_have():
+    results = [_fake('kd', s, 0.0) for s in (0, 1)] + [_fake('dukd_edsr', s, 0.1 * (s + 1)) for s in (0, 1, 2)]
+    results[-1]['test']['images']['Set5/im0'][0] = 99.0  # seed 2 has no KD twin: never counted
+    results[2]['test']['images']['Set5/im0'][0] -= 0.5  # seed 0, one image: 0.1 - 0.5 = -0.4
+    d = v2.per_image(results, v2.DECIDING, 'dukd_edsr', 'kd')
+    assert len(d) == 12 and d['Set5/im0'] == pytest.approx((-0.4 + 0.2) / 2)
+    assert d['Urban100/im2'] == pytest.approx(0.15)
+    table = '\n'.join(v2.per_image_table(results, v2.DECIDING))
+    assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | 11 of 12 | +0.150 | -0.100 (Set5/im0) |' \
+        in table
+    assert v2.per_image_table(results, ('17k', 'small', 2000)) == []
