@@ -297,18 +297,28 @@ def write_result(out, result):
     os.replace(out + '.tmp', out)  # atomic: a kill never leaves half a JSON
 
 
-def train_and_score(spec, args, lock, pilot=False):
+def _run_and_result(spec, args, pilot):
+    run = make_run(*spec[:4], args.data_root, spec[4], args.teacher, 'gain2pilot' if pilot else 'gain2')
+    return run, osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
+
+
+def train_and_score(spec, args, lock, board, pilot=False):
     from bench_gain import convergence, git_commit
     from dukd_arch.demo import pipeline
     row, cap, regime, seed = spec[:4]
-    run = make_run(row, cap, regime, seed, args.data_root, spec[4], args.teacher, 'gain2pilot' if pilot else 'gain2')
-    out = osp.join(args.results + ('_pilot' if pilot else ''), f'{run.name}.json')
+    run, out = _run_and_result(spec, args, pilot)
     if osp.isfile(out):
         with open(out) as f:
             return json.load(f)
     log_dir = osp.join('experiments', '_gain_v2_logs')
     os.makedirs(log_dir, exist_ok=True)
-    seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=args.jobs == 1)
+    board.start(run.name)
+    try:
+        seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=False,
+                                 report=board.reporter(run.name))
+    except BaseException:
+        board.finish(run.name, ok=False)
+        raise
     curve = pipeline.curve(run)
     total = run.total_iter()
     gain = convergence(curve, total)
@@ -323,6 +333,7 @@ def train_and_score(spec, args, lock, pilot=False):
         write_result(out, result)
         test = ''.join(f", {k} {v['psnr']:.3f}" for k, v in result.get('test', {}).get('sets', {}).items())
         print(f"[gain v2] done {run.name}: val {result['val_psnr']} dB (last-20 % gain {gain:+.3f}){test}", flush=True)
+    board.finish(run.name)
     return result
 
 
@@ -332,9 +343,18 @@ def execute(specs, args, pilot=False):
         sys.exit('run: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/) to score the runs')
     if not pilot:
         teacher_outputs(args.bench_root, args.teacher)  # fail before any training when a set or the teacher is missing
-    print(f'[gain v2] {len(specs)} runs, {args.jobs} at a time, {args.threads} thread(s) each', flush=True)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        return list(pool.map(lambda spec: train_and_score(spec, args, lock, pilot), specs))
+    from dukd_arch.demo.progress import ProgressBoard
+    pending = {run.name: run.total_iter() for run, out in (_run_and_result(spec, args, pilot) for spec in specs)
+               if not osp.isfile(out)}
+    print(f'[gain v2] {len(specs)} runs ({len(pending)} to train), {args.jobs} at a time, {args.threads} thread(s) '
+          'each', flush=True)
+    # one line per running run (iterations, it/s, ETA, validation PSNR) at least every minute; the queue is counted
+    board = ProgressBoard(pending, jobs=args.jobs, title='[gain v2]', interval=60, listed=('running', 'failed'))
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            return list(pool.map(lambda spec: train_and_score(spec, args, lock, board, pilot), specs))
+    finally:
+        board.close()
 
 
 def add_imitation(args):

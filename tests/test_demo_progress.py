@@ -55,3 +55,20 @@ def test_updates_are_throttled_but_the_board_is_never_silent_longer_than_the_int
         assert out.getvalue().count('students (1 at a time)') >= 3
     finally:
         board.close()
+
+
+def test_a_long_queue_lists_only_the_states_asked_for():
+    clock, out = FakeClock(), io.StringIO()
+    board = ProgressBoard({f'run{i}': 10 for i in range(6)}, jobs=2, title='study', interval=0, stream=out,
+                          clock=clock, listed=('running', 'failed'))
+    try:
+        board.start('run0')
+        board.start('run1')
+        board.finish('run0')
+        board.finish('run1', ok=False)
+        board.start('run2')
+        head, *rest = board.lines()
+        assert head.startswith('study (2 at a time): 6 runs, 17 % done, ') and head.endswith('(not listed: 1 done, 3 waiting)')
+        assert [line.split()[0] for line in rest] == ['run1', 'run2'] and rest[0].split()[-1] == 'failed'
+    finally:
+        board.close()

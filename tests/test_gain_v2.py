@@ -185,3 +185,38 @@ def test_per_image_differences_average_the_seeds_both_rows_have():
     assert '| DUKD, EDSR x4 setting (zoom-in, zoom-out, LCR) − output KD | 11 of 12 | +0.150 | -0.100 (Set5/im0) |' \
         in table
     assert v2.per_image_table(results, ('17k', 'small', 2000)) == []
+
+
+def test_runner_trains_what_is_missing_with_a_progress_line_per_running_run(tmp_path, monkeypatch, capsys):
+    """The study runner skips runs whose JSON exists, trains and scores the rest, writes one JSON each, and prints
+    a line per running run (never silent for hours behind `nohup`)."""
+    from dukd_arch.demo import pipeline
+    monkeypatch.chdir(ROOT)
+    results = tmp_path / 'gain_v2'
+    results.mkdir()
+    specs = v2.plan()[:3]
+    done = _fake(*specs[0][:2], 0.0) | {'name': v2.make_run(*specs[0][:4]).name}
+    (results / f"{done['name']}.json").write_text(json.dumps(done))
+    trained = []
+
+    def train(run, log_dir, threads=None, resume=False, progress=True, report=None):
+        assert resume and not progress  # the board reports, not one tqdm bar per thread
+        trained.append(run.name)
+        report(1000, '31.00')
+        report(2000, '31.50')
+        return 12.0
+    monkeypatch.setattr(pipeline, 'train', train)
+    monkeypatch.setattr(pipeline, 'curve', lambda run: [(1600, 31.4), (2000, 31.5)])
+    monkeypatch.setattr(v2, 'teacher_outputs', lambda *a: {})
+    monkeypatch.setattr(v2, 'score', lambda run, *a: {'sets': {}, 'imitation': {}, 'images': {}})
+    args = v2.parse_args(['run', '--results', str(results), '--bench-root', str(tmp_path), '--jobs', '1'])
+    out = v2.execute(specs, args)
+    assert [r['name'] for r in out] == [v2.make_run(*s[:4]).name for s in specs]
+    assert trained == [v2.make_run(*s[:4]).name for s in specs[1:]]  # the finished run is not trained again
+    written = json.loads((results / f'{trained[0]}.json').read_text())
+    assert written['iters'] == 2000 and written['val_psnr'] == 31.5 and abs(written['val_gain_last20'] - 0.1) < 1e-9
+    log = capsys.readouterr().out
+    assert '[gain v2] 3 runs (2 to train)' in log
+    running = [line.split() for line in log.splitlines() if line.startswith('  ')]
+    assert [trained[0], '0/2000', 'it', 'starting'] in running  # printed as each run starts, then at most every 60 s
+    assert log.rstrip().endswith('(not listed: 2 done)')

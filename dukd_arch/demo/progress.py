@@ -43,9 +43,13 @@ class ProgressBoard:
     the threads; ``board.start(label)`` / ``board.finish(label, ok)`` around each run; ``board.close()``."""
 
     def __init__(self, totals: Dict[str, int], jobs: int = 1, title: str = 'students', interval: float = 30.0,
-                 stream: TextIO = sys.stdout, clock: Callable[[], float] = time.time):
+                 stream: Optional[TextIO] = None, clock: Callable[[], float] = time.time,
+                 listed: Sequence[str] = ('waiting', 'running', 'done', 'failed')):
         self.runs = {label: _Run(total) for label, total in totals.items()}
-        self.jobs, self.title, self.interval, self.stream, self.clock = max(1, jobs), title, interval, stream, clock
+        # sys.stdout looked up now, not at import: a redirected or captured stdout is the one written to
+        self.jobs, self.title, self.interval, self.clock = max(1, jobs), title, interval, clock
+        self.stream = stream if stream is not None else sys.stdout
+        self.listed = tuple(listed)  # states that get a line; a long queue lists only its running runs
         self.width = max(len(label) for label in totals) if totals else 0
         self._lock = threading.Lock()
         self._printed = 0.0
@@ -112,7 +116,12 @@ class ProgressBoard:
             eta = 'ETA unknown until a run reports' if left is None else \
                 f'ETA {_clock(left)} (at {(datetime.now() + timedelta(seconds=left)):%H:%M})'
             out = [f'{self.title} ({self.jobs} at a time): {len(self.runs)} runs, {100 * done:.0f} % done, {eta}']
+            unlisted = [r.state for r in self.runs.values() if r.state not in self.listed]
+            if unlisted:
+                out[0] += ' (not listed: ' + ', '.join(f'{unlisted.count(s)} {s}' for s in dict.fromkeys(unlisted)) + ')'
             for label, r in self.runs.items():
+                if r.state not in self.listed:
+                    continue
                 line = f'  {label:<{self.width}}  {r.it:>6}/{r.total} it'
                 rate = r.rate()
                 if r.state == 'running':
