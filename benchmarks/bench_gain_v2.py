@@ -14,10 +14,11 @@ PSNR / SSIM, border 4, EMA weights, per image). Each finished run is one JSON un
     python benchmarks/bench_gain_v2.py labels               # PAN's output on every training LR (teacher-label store)
     python benchmarks/bench_gain_v2.py pilot                # convergence pilot (validation only)
     python benchmarks/bench_gain_v2.py run --jobs 2 --bench-root DIR   # the protocol's runs, in its order
-    python benchmarks/bench_gain_v2.py imitation --bench-root DIR  # add imitation to runs scored without it
-    python benchmarks/bench_gain_v2.py crops --bench-root DIR      # docs/img/gain_v2_crops.png (needs checkpoints)
     python benchmarks/bench_gain_v2.py bicubic --bench-root DIR    # bicubic's scores, the report's reference row
     python benchmarks/bench_gain_v2.py report               # docs/RESULTS.md section "gain study v2"
+
+Post-hoc commands that read the runs' checkpoints (imitation for early runs, the crops figure) are in
+``gain_v2_diagnostics.py``.
 """
 import argparse
 import glob
@@ -357,44 +358,6 @@ def execute(specs, args, pilot=False):
         board.close()
 
 
-def add_imitation(args):
-    """Imitation for runs scored before the study computed it. A run's checkpoint is re-scored on the imitation
-    sets and must give its stored per-image PSNR (so it holds the weights that were scored) before the value is
-    added to its JSON; ``--retrain`` first retrains a run whose checkpoint is gone (a check that training is
-    deterministic, too)."""
-    from bench_gain import git_commit
-    from dukd_arch.demo import pipeline
-    missing, mismatched = [], []
-    for result in load(args.results):
-        if 'imitation' in result.get('test', {'imitation': None}):
-            continue
-        iters = None if result['iters'] == ITERS[result['capacity']] else result['iters']
-        run = make_run(result['row'], result['capacity'], result['regime'], result['seed'], args.data_root, iters,
-                       args.teacher)
-        retrained = not osp.isfile(run.weights) and args.retrain
-        if retrained:
-            pipeline.train(run, osp.join('experiments', '_gain_v2_logs'), threads=args.threads, resume=True)
-        if not osp.isfile(run.weights):
-            missing.append(f'{run.name}: no checkpoint ({run.weights})')
-            continue
-        test = score(run, args.bench_root, args.threads, args.teacher, IMITATION_SETS)
-        worst = max(abs(v[0] - result['test']['images'][k][0]) for k, v in test['images'].items())
-        if worst > 1e-3:
-            mismatched.append(f'{run.name} (per-image PSNR differs by up to {worst:.4f} dB)')
-            continue
-        result['test']['imitation'] = test['imitation']
-        result['imitation_added'] = {'commit': git_commit(), 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
-                                     'retrained': retrained,
-                                     'max_psnr_difference': round(worst, 6)}
-        write_result(osp.join(args.results, f'{run.name}.json'), result)
-        print(f"[gain v2] {run.name}: imitation {test['imitation']} (checkpoint matches its scores within "
-              f'{worst:.1e} dB)', flush=True)
-    for line in missing:
-        print(f'[gain v2] {line}; --retrain trains it again', flush=True)
-    for line in mismatched:
-        print(f'[gain v2] {line}: not the scored checkpoint, imitation not added', flush=True)
-
-
 def bicubic_upscale(lr):
     """MATLAB bicubic x4 of a uint8 image, rounded to uint8: the baseline every SR table starts from."""
     from dukd_arch.ops import matlab_imresize
@@ -424,64 +387,6 @@ def score_bicubic(args):
     write_result(osp.join(args.results, BICUBIC), out)
     print(f"[gain v2] bicubic: {out['all']:.3f} dB over {len(images)} benchmark images, {out['val_psnr']:.3f} dB on "
           f'{len(val)} validation crops', flush=True)
-
-
-CROP = 96  # HR pixels shown per panel
-
-
-def _detailed_window(hr):
-    """Top-left of the CROP x CROP window with the most gradient energy (chosen from the HR alone)."""
-    grey = cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    energy = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    cands = [(float(energy[t:t + CROP, l:l + CROP].sum()), t, l)
-             for t in crop_positions(hr.shape[0], CROP, CROP // 2, 0) for l in crop_positions(hr.shape[1], CROP, CROP // 2, 0)]
-    return max(cands)[1:]
-
-
-def crops(args):
-    """docs/img/gain_v2_crops.png: the deciding cell's students, the teacher and bicubic on the two images where
-    DUKD (EDSR setting) − output KD, averaged over seeds, is largest and smallest; the crop is the HR's most
-    detailed window, so no method chooses it. Needs the runs' checkpoints under experiments/."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from dukd_arch.benchmark import load_model, y_metrics
-    results = load(args.results)
-    diff = per_image(results, DECIDING, 'dukd_edsr', 'kd')
-    runs = {s: {row: make_run(row, '17k', 'full', s, args.data_root, teacher=args.teacher) for row in ROWS}
-            for s in SEEDS}
-    seeds = [s for s in SEEDS if all(osp.isfile(r.weights) for r in runs[s].values())]
-    if not diff or not seeds:
-        sys.exit('crops: needs the 17k full-corpus cell scored and one seed with all four checkpoints in experiments/')
-    seed = seeds[0]
-    torch.set_num_threads(args.threads or 1)
-    opt = runs[seed]['kd'].options()
-    models = {'PAN teacher': load_model(args.teacher or opt['path']['pretrain_network_t'], network=opt['network_t'],
-                                        device='cpu')}
-    models.update({ROWS[row]: load_model(run.weights, run.option_file(), device='cpu') for row, run in runs[seed].items()})
-    images = {f'{name}/{stem}': (hr, lr) for name, items, _ in benchmark_sets(args.bench_root) for stem, hr, lr in items}
-    picks = [(max(diff, key=diff.get), 'largest'), (min(diff, key=diff.get), 'smallest')]
-    fig, axes = plt.subplots(len(picks), len(models) + 2, figsize=(2.2 * (len(models) + 2), 2.6 * len(picks)))
-    for (key, which), ax_row in zip(picks, axes):
-        hr, lr = images[key]
-        outputs = {'HR': hr, 'bicubic': bicubic_upscale(lr)}
-        outputs.update({label: up.enhance(lr) for label, up in models.items()})
-        t, l = _detailed_window(hr)
-        for ax, (label, img) in zip(ax_row, outputs.items()):
-            ax.imshow(img[t:t + CROP, l:l + CROP, ::-1], interpolation='nearest')
-            title = label if label == 'HR' else f'{label}\n{y_metrics(img, hr, SCALE)[0]:.2f} dB'
-            ax.set_title(title.replace(' (', '\n('), fontsize=6)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax_row[0].set_ylabel(f'{key}\n({which} gain, {diff[key]:+.3f} dB)', fontsize=6)
-    fig.suptitle(f'study v2, 17k students, full corpus, seed {seed}: crop = the HR\'s most detailed {CROP} px window; '
-                 'dB = whole-image Y-PSNR', fontsize=7)
-    fig.tight_layout()
-    out = osp.join('docs', 'img', 'gain_v2_crops.png')
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    print(f'[gain v2] {out}: {picks[0][0]} ({diff[picks[0][0]]:+.3f} dB) and {picks[1][0]} ({diff[picks[1][0]]:+.3f} '
-          f'dB), seed {seed}')
 
 
 def labels(args):
@@ -758,14 +663,13 @@ def report(args):
 # ------------------------------------------------------------------------------------------------- args
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'imitation', 'crops', 'bicubic', 'report'))
+    p.add_argument('command', choices=('data', 'labels', 'pilot', 'run', 'bicubic', 'report'))
     p.add_argument('--data-root', default=DATA)
     p.add_argument('--results', default=RESULTS)
     p.add_argument('--bench-root', default=None, help='folder holding Set5/ Set14/ BSD68/ Urban100/ (HR images)')
     p.add_argument('--teacher', default=None, help='PAN x4 checkpoint (default: the option file\'s)')
     p.add_argument('--jobs', type=int, default=2)
     p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--retrain', action='store_true', help='imitation: retrain runs whose checkpoint is gone')
     return p.parse_args(argv)
 
 
@@ -780,10 +684,10 @@ def main(argv=None):
         execute([('scratch', cap, 'full', 0, iters) for cap, iters in PILOT], args, pilot=True)
     elif args.command == 'run':
         execute(plan(), args)
-    elif args.command in ('imitation', 'crops', 'bicubic'):
+    elif args.command == 'bicubic':
         if not args.bench_root:
-            sys.exit(f'{args.command}: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/)')
-        {'imitation': add_imitation, 'crops': crops, 'bicubic': score_bicubic}[args.command](args)
+            sys.exit('bicubic: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/)')
+        score_bicubic(args)
     else:
         report(args)
 

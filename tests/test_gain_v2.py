@@ -10,6 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
 import bench_gain_v2 as v2  # noqa: E402
+import gain_v2_diagnostics as diagnostics  # noqa: E402
 from dukd_arch.options import validate_options  # noqa: E402
 
 
@@ -162,7 +163,8 @@ def test_imitation_is_added_only_from_the_checkpoint_that_was_scored(tmp_path, m
 
     monkeypatch.setattr(v2, 'make_run', make_run)
     monkeypatch.setattr(v2, 'score', score)
-    v2.add_imitation(v2.parse_args(['imitation', '--results', str(results), '--bench-root', str(tmp_path)]))
+    diagnostics.add_imitation(diagnostics.parse_args(['imitation', '--results', str(results),
+                                                      '--bench-root', str(tmp_path)]))
     after = {r['name']: r for r in v2.load(str(results))}
     assert after['gain2_kd_17k_full_s0']['test']['imitation'] == {'Set5': 41.0, 'Set14': 40.0}
     assert after['gain2_kd_17k_full_s0']['imitation_added']['retrained'] is False

@@ -118,7 +118,8 @@ class ProgressBoard:
             out = [f'{self.title} ({self.jobs} at a time): {len(self.runs)} runs, {100 * done:.0f} % done, {eta}']
             unlisted = [r.state for r in self.runs.values() if r.state not in self.listed]
             if unlisted:
-                out[0] += ' (not listed: ' + ', '.join(f'{unlisted.count(s)} {s}' for s in dict.fromkeys(unlisted)) + ')'
+                counts = ', '.join(f'{unlisted.count(state)} {state}' for state in dict.fromkeys(unlisted))
+                out[0] += f' (not listed: {counts})'
             for label, r in self.runs.items():
                 if r.state not in self.listed:
                     continue
