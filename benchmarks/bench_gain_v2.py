@@ -349,8 +349,10 @@ def execute(specs, args, pilot=False):
                if not osp.isfile(out)}
     print(f'[gain v2] {len(specs)} runs ({len(pending)} to train), {args.jobs} at a time, {args.threads} thread(s) '
           'each', flush=True)
-    # one line per running run (iterations, it/s, ETA, validation PSNR) at least every minute; the queue is counted
-    board = ProgressBoard(pending, jobs=args.jobs, title='[gain v2]', interval=60, listed=('running', 'failed'))
+    # one line per running run (iterations, it/s, ETA, validation PSNR) at least every minute; the queue is only
+    # counted: a DUKD step costs several KD steps, so no rate of the running runs predicts it
+    board = ProgressBoard(pending, jobs=args.jobs, title='[gain v2]', interval=60, listed=('running', 'failed'),
+                          queue_eta=False)
     try:
         with ThreadPoolExecutor(args.jobs) as pool:
             return list(pool.map(lambda spec: train_and_score(spec, args, lock, board, pilot), specs))

@@ -44,12 +44,14 @@ class ProgressBoard:
 
     def __init__(self, totals: Dict[str, int], jobs: int = 1, title: str = 'students', interval: float = 30.0,
                  stream: Optional[TextIO] = None, clock: Callable[[], float] = time.time,
-                 listed: Sequence[str] = ('waiting', 'running', 'done', 'failed')):
+                 listed: Sequence[str] = ('waiting', 'running', 'done', 'failed'), queue_eta: bool = True):
         self.runs = {label: _Run(total) for label, total in totals.items()}
         # sys.stdout looked up now, not at import: a redirected or captured stdout is the one written to
         self.jobs, self.title, self.interval, self.clock = max(1, jobs), title, interval, clock
         self.stream = stream if stream is not None else sys.stdout
         self.listed = tuple(listed)  # states that get a line; a long queue lists only its running runs
+        # the total ETA costs waiting runs at the running ones' mean rate: off for a queue of unlike runs
+        self.queue_eta = queue_eta
         self.width = max(len(label) for label in totals) if totals else 0
         self._lock = threading.Lock()
         self._printed = 0.0
@@ -115,7 +117,11 @@ class ProgressBoard:
             left = self.remaining_seconds()
             eta = 'ETA unknown until a run reports' if left is None else \
                 f'ETA {_clock(left)} (at {(datetime.now() + timedelta(seconds=left)):%H:%M})'
-            out = [f'{self.title} ({self.jobs} at a time): {len(self.runs)} runs, {100 * done:.0f} % done, {eta}']
+            if not self.queue_eta:
+                finished = sum(r.state == 'done' for r in self.runs.values())
+                out = [f'{self.title} ({self.jobs} at a time): {finished} of {len(self.runs)} runs done']
+            else:
+                out = [f'{self.title} ({self.jobs} at a time): {len(self.runs)} runs, {100 * done:.0f} % done, {eta}']
             unlisted = [r.state for r in self.runs.values() if r.state not in self.listed]
             if unlisted:
                 counts = ', '.join(f'{unlisted.count(state)} {state}' for state in dict.fromkeys(unlisted))
