@@ -222,3 +222,33 @@ def test_runner_trains_what_is_missing_with_a_progress_line_per_running_run(tmp_
     running = [line.split() for line in log.splitlines() if line.startswith('  ')]
     assert [trained[0], '0/2000', 'it', 'starting'] in running  # printed as each run starts, then at most every 60 s
     assert log.rstrip().endswith('(not listed: 2 done)')
+
+
+def test_bicubic_reference_averages_images_not_sets(tmp_path, monkeypatch):
+    """The reference row must be comparable with the students' 'all 187' column: a mean over images."""
+    import cv2
+    from conftest import smooth_image
+    from dukd_arch.benchmark import y_metrics
+    rng = np.random.default_rng(3)
+    bench, data = tmp_path / 'bench', tmp_path / 'data'
+    for k, name in enumerate(v2.BENCH_SETS):
+        (bench / name).mkdir(parents=True)
+        for i in range(k + 1):  # sets of unequal size: the two means differ
+            cv2.imwrite(str(bench / name / f'im{i}.png'), smooth_image(rng, 32 + 4 * i, 36))
+    for sub in ('HR', 'LR_bicubic/X4'):
+        (data / 'val' / sub).mkdir(parents=True)
+    hr = smooth_image(rng, 48, 48)
+    cv2.imwrite(str(data / 'val' / 'HR' / 'a.png'), hr)
+    lr = cv2.resize(hr, (12, 12), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(data / 'val' / 'LR_bicubic' / 'X4' / 'a.png'), lr)
+    monkeypatch.setattr(v2, '_SETS', {})  # the per-process cache of the real sets
+    results = tmp_path / 'results'
+    v2.score_bicubic(v2.parse_args(['bicubic', '--bench-root', str(bench), '--data-root', str(data),
+                                    '--results', str(results)]))
+    out = json.loads((results / v2.BICUBIC).read_text())
+    per_image = [y_metrics(v2.bicubic_upscale(lr_), hr_, 4)[0]
+                 for _, items, _ in v2.benchmark_sets(str(bench)) for _, hr_, lr_ in items]
+    assert out['images'] == len(per_image) == 10 and out['all'] == pytest.approx(np.mean(per_image))
+    assert out['all'] != pytest.approx(np.mean([s['psnr'] for s in out['sets'].values()]))
+    assert out['val_psnr'] == pytest.approx(y_metrics(v2.bicubic_upscale(lr), hr, 4)[0]) and out['val_images'] == 1
+    assert v2.load(str(results)) == []  # never read as a study run
