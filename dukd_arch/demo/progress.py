@@ -113,15 +113,15 @@ class ProgressBoard:
 
     def lines(self) -> Sequence[str]:
         with self._lock:
-            done = sum(r.it for r in self.runs.values()) / max(1, sum(r.total for r in self.runs.values()))
-            left = self.remaining_seconds()
-            eta = 'ETA unknown until a run reports' if left is None else \
-                f'ETA {_clock(left)} (at {(datetime.now() + timedelta(seconds=left)):%H:%M})'
-            if not self.queue_eta:
+            if self.queue_eta:
+                done = sum(r.it for r in self.runs.values()) / max(1, sum(r.total for r in self.runs.values()))
+                left = self.remaining_seconds()
+                eta = 'ETA unknown until a run reports' if left is None else \
+                    f'ETA {_clock(left)} (at {(datetime.now() + timedelta(seconds=left)):%H:%M})'
+                out = [f'{self.title} ({self.jobs} at a time): {len(self.runs)} runs, {100 * done:.0f} % done, {eta}']
+            else:
                 finished = sum(r.state == 'done' for r in self.runs.values())
                 out = [f'{self.title} ({self.jobs} at a time): {finished} of {len(self.runs)} runs done']
-            else:
-                out = [f'{self.title} ({self.jobs} at a time): {len(self.runs)} runs, {100 * done:.0f} % done, {eta}']
             unlisted = [r.state for r in self.runs.values() if r.state not in self.listed]
             if unlisted:
                 counts = ', '.join(f'{unlisted.count(state)} {state}' for state in dict.fromkeys(unlisted))
