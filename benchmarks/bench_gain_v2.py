@@ -42,7 +42,8 @@ from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401
 from dukd_arch.ops import matlab_imresize_uint8  # noqa: E402
-from dukd_arch.data.sr_data import bicubic_downsample, crop_positions, make_lmdb, modcrop, write_image  # noqa: E402
+from dukd_arch.data.sr_data import (bicubic_downsample, bicubic_upscale, crop_positions, make_lmdb, modcrop,  # noqa: E402
+                                     write_image)
 
 DATA = 'datasets/gain_v2'
 RESULTS = 'benchmarks/results/gain_v2'
@@ -262,19 +263,24 @@ def benchmark_sets(bench_root):
     return [_SETS[n] for n in BENCH_SETS]
 
 
-_TEACHER_OUTPUTS = {}
+_TEACHER_OUTPUTS = {}  # (bench_root, checkpoint) -> outputs; execute() fills it before its threads start
+
+
+def load_teacher(teacher=None):
+    """The study's teacher (PAN x4) as an upsampler: ``teacher`` or the option file's checkpoint."""
+    from dukd_arch.benchmark import load_model
+    opt = make_run('kd', '17k', 'full', 0).options()
+    return load_model(teacher or opt['path']['pretrain_network_t'], network=opt['network_t'], device='cpu')
 
 
 def teacher_outputs(bench_root, teacher=None):
     """The teacher's SR of the imitation sets, the reference of the imitation metric (once per process)."""
-    from dukd_arch.benchmark import load_model, score_model
-    if not _TEACHER_OUTPUTS:
-        opt = make_run('kd', '17k', 'full', 0).options()
-        checkpoint = teacher or opt['path']['pretrain_network_t']
-        up = load_model(checkpoint, network=opt['network_t'], device='cpu')
+    from dukd_arch.benchmark import score_model
+    key = (bench_root, teacher)
+    if key not in _TEACHER_OUTPUTS:
         sets = [s for s in benchmark_sets(bench_root) if s[0] in IMITATION_SETS]
-        _TEACHER_OUTPUTS.update(score_model(up, sets, SCALE, 'teacher', keep_outputs=True)[3])
-    return _TEACHER_OUTPUTS
+        _TEACHER_OUTPUTS[key] = score_model(load_teacher(teacher), sets, SCALE, 'teacher', keep_outputs=True)[3]
+    return _TEACHER_OUTPUTS[key]
 
 
 def score(run, bench_root, threads, teacher=None, set_names=BENCH_SETS):
@@ -304,22 +310,34 @@ def _run_and_result(spec, args, pilot):
 
 
 def train_and_score(spec, args, lock, board, pilot=False):
-    from bench_gain import convergence, git_commit
-    from dukd_arch.demo import pipeline
-    row, cap, regime, seed = spec[:4]
+    """A run's JSON: read when it exists, else trained (or resumed), scored and written."""
     run, out = _run_and_result(spec, args, pilot)
     if osp.isfile(out):
         with open(out) as f:
             return json.load(f)
-    log_dir = osp.join('experiments', '_gain_v2_logs')
-    os.makedirs(log_dir, exist_ok=True)
     board.start(run.name)
     try:
-        seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=False,
-                                 report=board.reporter(run.name))
+        result = _train_and_score(run, spec, args, board, pilot)
     except BaseException:
         board.finish(run.name, ok=False)
         raise
+    with lock:
+        write_result(out, result)
+        test = ''.join(f", {k} {v['psnr']:.3f}" for k, v in result.get('test', {}).get('sets', {}).items())
+        print(f"[gain v2] done {run.name}: val {result['val_psnr']} dB (last-20 % gain "
+              f"{result['val_gain_last20']:+.3f}){test}", flush=True)
+    board.finish(run.name)
+    return result
+
+
+def _train_and_score(run, spec, args, board, pilot):
+    from bench_gain import convergence, git_commit
+    from dukd_arch.demo import pipeline
+    row, cap, regime, seed = spec[:4]
+    log_dir = osp.join('experiments', '_gain_v2_logs')
+    os.makedirs(log_dir, exist_ok=True)
+    seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=False,
+                             report=board.reporter(run.name))
     curve = pipeline.curve(run)
     total = run.total_iter()
     gain = convergence(curve, total)
@@ -330,11 +348,6 @@ def train_and_score(spec, args, lock, board, pilot=False):
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
     if not pilot:
         result['test'] = score(run, args.bench_root, args.threads, args.teacher)
-    with lock:
-        write_result(out, result)
-        test = ''.join(f", {k} {v['psnr']:.3f}" for k, v in result.get('test', {}).get('sets', {}).items())
-        print(f"[gain v2] done {run.name}: val {result['val_psnr']} dB (last-20 % gain {gain:+.3f}){test}", flush=True)
-    board.finish(run.name)
     return result
 
 
@@ -360,13 +373,6 @@ def execute(specs, args, pilot=False):
         board.close()
 
 
-def bicubic_upscale(lr):
-    """MATLAB bicubic x4 of a uint8 image, rounded to uint8: the baseline every SR table starts from."""
-    from dukd_arch.ops import matlab_imresize
-    t = torch.from_numpy(lr.astype(np.float64)).permute(2, 0, 1)
-    return matlab_imresize(t, SCALE).round().clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
-
-
 def score_bicubic(args):
     """benchmarks/results/gain_v2/bicubic.json: bicubic's Y-PSNR / SSIM on the benchmarks (per set and over the
     187 images) and on the validation crops, the reference the report puts the students next to."""
@@ -375,13 +381,13 @@ def score_bicubic(args):
     torch.set_num_threads(args.threads or 1)
     sets, images = {}, []
     for name, items, _ in benchmark_sets(args.bench_root):
-        scores = [y_metrics(bicubic_upscale(lr), hr, SCALE) for _, hr, lr in items]
+        scores = [y_metrics(bicubic_upscale(lr, SCALE), hr, SCALE) for _, hr, lr in items]
         sets[name] = {'psnr': float(np.mean([p for p, _ in scores])), 'ssim': float(np.mean([q for _, q in scores]))}
         images += [p for p, _ in scores]
     val = []
     for path in sorted(glob.glob(osp.join(args.data_root, 'val', 'HR', '*.png'))):
         lr = cv2.imread(path.replace(osp.join('val', 'HR'), osp.join('val', 'LR_bicubic', 'X4')))
-        val.append(y_metrics(bicubic_upscale(lr), cv2.imread(path), SCALE)[0])
+        val.append(y_metrics(bicubic_upscale(lr, SCALE), cv2.imread(path), SCALE)[0])
     if not val:
         sys.exit(f'bicubic: no validation crops under {args.data_root}/val/HR (run `bench_gain_v2.py data` first)')
     out = {'sets': sets, 'all': float(np.mean(images)), 'images': len(images), 'val_psnr': float(np.mean(val)),
@@ -465,17 +471,21 @@ def per_image_table(results, cell):
 
 
 def imitation_tables(results, cell):
-    """Imitation per row (mean ± std over the seeds that have it) and its paired differences."""
+    """Imitation per row (mean ± std over the seeds where every row has it, so rows compare) and its paired
+    differences (over the seeds where both rows have it)."""
     from gain_study import fmt_interval
-    lines = ['| row | ' + ' | '.join(IMITATION_SETS) + ' | seeds |', '|---|' + '---|' * (len(IMITATION_SETS) + 1)]
-    for row, label in ROWS.items():
-        rs = [r for r in cell_runs(results, cell, row) if imitation(r, IMITATION_SETS[0]) is not None]
-        if rs:
-            cells = [f'{np.mean(v):.3f}' + (f' ± {np.std(v, ddof=1):.3f}' if len(v) > 1 else '')
-                     for v in ([imitation(r, s) for r in rs] for s in IMITATION_SETS)]
-            lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {len(rs)} |')
-    if len(lines) == 2:
+    have = {row: {r['seed'] for r in cell_runs(results, cell, row) if imitation(r, IMITATION_SETS[0]) is not None}
+            for row in ROWS}
+    have = {row: seeds for row, seeds in have.items() if seeds}
+    seeds = sorted(set.intersection(*have.values())) if have else []
+    if not seeds:
         return []
+    lines = ['| row | ' + ' | '.join(IMITATION_SETS) + ' | seeds |', '|---|' + '---|' * (len(IMITATION_SETS) + 1)]
+    for row in have:
+        rs = [r for r in cell_runs(results, cell, row) if r['seed'] in seeds]
+        cells = [f'{np.mean(v):.3f}' + (f' ± {np.std(v, ddof=1):.3f}' if len(v) > 1 else '')
+                 for v in ([imitation(r, s) for r in rs] for s in IMITATION_SETS)]
+        lines.append(f'| {ROWS[row]} | ' + ' | '.join(cells) + f" | {', '.join(map(str, seeds))} |")
     lines += ['', '| imitation, paired by seed: mean [95 % t-interval] (dB) | ' + ' | '.join(IMITATION_SETS) + ' |',
               '|---|' + '---|' * len(IMITATION_SETS)]
     for a, b in COMPARISONS:
@@ -555,17 +565,18 @@ def headline(results, bicubic=None):
         return 'Study v2 (public PAN teacher, Set5/Set14/BSD68/Urban100): no scored pair in its deciding cell yet.'
     where = _against_bicubic(results, DECIDING, bicubic)
     text = (f'Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter students; LR patch 48; '
-            f'{DECIDING[2]} iterations, short of convergence{"; " + where if where else ""}; {len(diffs)} of 3 seeds), '
+            f'{DECIDING[2]} iterations, short of convergence{"; " + where if where else ""}; {len(diffs)} of '
+            f'{len(SEEDS)} seeds), '
             f'over the 187 images of Set5, Set14, BSD68 and Urban100: {_cell_sentence(results, DECIDING)}.')
     long = paired(results, LONG, 'dukd_edsr', 'kd', ALL)
     if long:
         where = _against_bicubic(results, LONG, bicubic)
-        text += (f' At {LONG[2]} iterations ({where + "; " if where else ""}{len(long)} of 3 seeds): '
+        text += (f' At {LONG[2]} iterations ({where + "; " if where else ""}{len(long)} of {len(SEEDS)} seeds): '
                  f'{_cell_sentence(results, LONG)}.')
     else:
         done = len(cell_runs(results, LONG))
         text += (f' The same cell at {LONG[2]} iterations, where a scratch student passes bicubic on the validation '
-                 f'crops, is under way ({done} of {len(ROWS) * len(SEEDS)} runs scored).')
+                 f'crops, has {done} of its {len(ROWS) * len(SEEDS)} runs scored so far.')
     return text
 
 

@@ -160,15 +160,13 @@ def bicubic_row():
     """MATLAB-bicubic x4 of the degraded LR, scored like the test.py rows (RGB, border 4; NIQE border 4)."""
     import cv2
     import numpy as np
-    import torch
     import dukd_arch  # noqa: F401
     from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
-    from dukd_arch.ops import matlab_imresize
+    from dukd_arch.data.sr_data import bicubic_upscale
     vals = []
     for name in sorted(os.listdir(f'{VAL}/gt')):
         gt, lr = cv2.imread(f'{VAL}/gt/{name}'), cv2.imread(f'{VAL}/lq/{name}')
-        up = matlab_imresize(torch.from_numpy(lr).permute(2, 0, 1).double(), 4)
-        up = up.round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        up = bicubic_upscale(lr, 4)
         vals.append((calculate_psnr(up, gt, 4), calculate_ssim(up, gt, 4), calculate_niqe(up, 4)))
     psnr, ssim, niqe = (float(np.mean(v)) for v in zip(*vals))
     return {'label': 'bicubic x4 of the degraded LR', 'iters': 0, 'psnr': psnr, 'ssim': ssim, 'niqe': niqe}

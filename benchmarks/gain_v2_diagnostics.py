@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import bench_gain_v2 as v2  # noqa: E402  (puts the repository on the path, registers dukd_arch)
-from dukd_arch.data.sr_data import crop_positions  # noqa: E402
+from dukd_arch.data.sr_data import bicubic_upscale, crop_positions  # noqa: E402
 
 
 def add_imitation(args):
@@ -41,8 +41,12 @@ def add_imitation(args):
         if not osp.isfile(run.weights):
             missing.append(f'{run.name}: no checkpoint ({run.weights})')
             continue
+        assert run.name == result['name'], (run.name, result['name'])
         test = v2.score(run, args.bench_root, args.threads, args.teacher, v2.IMITATION_SETS)
-        worst = max(abs(v[0] - result['test']['images'][k][0]) for k, v in test['images'].items())
+        worst = max((abs(v[0] - result['test']['images'][k][0]) for k, v in test['images'].items()), default=None)
+        if worst is None:
+            mismatched.append(f'{run.name} (no image of {v2.IMITATION_SETS} scored)')
+            continue
         if worst > 1e-3:
             mismatched.append(f'{run.name} (per-image PSNR differs by up to {worst:.4f} dB)')
             continue
@@ -81,26 +85,34 @@ def crops(args):
     from dukd_arch.benchmark import load_model, y_metrics
     results = v2.load(args.results)
     diff = v2.per_image(results, v2.DECIDING, 'dukd_edsr', 'kd')
+    n_seeds = len(v2.paired(results, v2.DECIDING, 'dukd_edsr', 'kd', v2.ALL))
     cap, regime, _ = v2.DECIDING
     runs = {s: {row: v2.make_run(row, cap, regime, s, args.data_root, teacher=args.teacher) for row in v2.ROWS}
             for s in v2.SEEDS}
-    seeds = [s for s in v2.SEEDS if all(osp.isfile(r.weights) for r in runs[s].values())]
+    scored = {(r['row'], r['seed']) for r in v2.cell_runs(results, v2.DECIDING)}
+    seeds = [s for s in v2.SEEDS if all(osp.isfile(r.weights) and (row, s) in scored for row, r in runs[s].items())]
     if not diff or not seeds:
-        sys.exit('crops: needs the 17k full-corpus cell scored and one seed with all four checkpoints in experiments/')
+        sys.exit('crops: needs one seed of the deciding cell with all four runs scored and their checkpoints in '
+                 'experiments/')
     seed = seeds[0]
     torch.set_num_threads(args.threads or 1)
-    opt = runs[seed]['kd'].options()
-    models = {'PAN teacher': load_model(args.teacher or opt['path']['pretrain_network_t'], network=opt['network_t'],
-                                        device='cpu')}
-    models.update({v2.ROWS[row]: load_model(run.weights, run.option_file(), device='cpu')
-                   for row, run in runs[seed].items()})
     images = {f'{name}/{stem}': (hr, lr)
               for name, items, _ in v2.benchmark_sets(args.bench_root) for stem, hr, lr in items}
+    stored = {r['row']: r['test']['images'] for r in v2.cell_runs(results, v2.DECIDING) if r['seed'] == seed}
+    models = {'PAN teacher': v2.load_teacher(args.teacher)}
+    for row, run in runs[seed].items():
+        up = load_model(run.weights, run.option_file(), device='cpu')
+        # the checkpoint must be the scored one (not retrained or overwritten since): its Set5 scores must match
+        for key in (k for k in stored[row] if k.startswith('Set5/')):
+            hr, lr = images[key]
+            if abs(y_metrics(up.enhance(lr), hr, v2.SCALE)[0] - stored[row][key][0]) > 1e-3:
+                sys.exit(f'crops: {run.weights} does not reproduce its stored score on {key}: not the scored weights')
+        models[v2.ROWS[row]] = up
     picks = [(max(diff, key=diff.get), 'largest'), (min(diff, key=diff.get), 'smallest')]
     fig, axes = plt.subplots(len(picks), len(models) + 2, figsize=(2.2 * (len(models) + 2), 2.6 * len(picks)))
     for (key, which), ax_row in zip(picks, axes):
         hr, lr = images[key]
-        outputs = {'HR': hr, 'bicubic': v2.bicubic_upscale(lr)}
+        outputs = {'HR': hr, 'bicubic': bicubic_upscale(lr, v2.SCALE)}
         outputs.update({label: up.enhance(lr) for label, up in models.items()})
         t, l = _detailed_window(hr)
         for ax, (label, img) in zip(ax_row, outputs.items()):
@@ -109,7 +121,7 @@ def crops(args):
             ax.set_title(title.replace(' (', '\n('), fontsize=6)
             ax.set_xticks([])
             ax.set_yticks([])
-        ax_row[0].set_ylabel(f'{key}\n({which} gain, {diff[key]:+.3f} dB)', fontsize=6)
+        ax_row[0].set_ylabel(f'{key}\n({which} gain, {diff[key]:+.3f} dB,\nmean over {n_seeds} seeds)', fontsize=6)
     fig.suptitle(f'study v2, 17k students, full corpus, seed {seed}: crop = the HR\'s most detailed {CROP} px window; '
                  'dB = whole-image Y-PSNR', fontsize=7)
     fig.tight_layout()

@@ -206,6 +206,9 @@ def summarise(rows: List[dict], set_names: Sequence[str]) -> Dict[str, Dict[str,
     out = {}
     for set_name in set_names:
         mine = [r for r in rows if r['set'] == set_name]
+        covered = sum('psnr_to_reference' in r for r in mine)
+        if 0 < covered < len(mine):  # a mean over part of a set would pass for the set's
+            raise ValueError(f'{set_name}: the reference covers {covered} of its {len(mine)} images')
         out[set_name] = {k: float(np.mean([r[k] for r in mine])) for k in ('psnr', 'ssim', 'psnr_to_reference')
                          if mine and k in mine[0]}
     return out

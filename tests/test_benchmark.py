@@ -203,3 +203,5 @@ def test_reference_may_cover_some_sets_only():
     summary = summarise(rows, ['A', 'B'])
     assert 35 < rows[0]['psnr_to_reference'] < 45 and rows[1]['psnr_to_reference'] == float('inf')
     assert 'psnr_to_reference' in summary['A'] and 'psnr_to_reference' not in summary['B']
+    with pytest.raises(ValueError, match='A: the reference covers 1 of its 2 images'):
+        summarise(score_model(up, sets, 4, 'm', {('A', 'a0'): hr[0]})[0], ['A', 'B'])

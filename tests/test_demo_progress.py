@@ -59,7 +59,7 @@ def test_updates_are_throttled_but_the_board_is_never_silent_longer_than_the_int
 
 def test_a_long_queue_lists_only_the_states_asked_for():
     clock, out = FakeClock(), io.StringIO()
-    board = ProgressBoard({f'run{i}': 10 for i in range(6)}, jobs=2, title='study', interval=0, stream=out,
+    board = ProgressBoard({f'run{i}': 10 for i in range(6)}, jobs=2, title='study', interval=3600, stream=out,
                           clock=clock, listed=('running', 'failed'), queue_eta=False)
     try:
         board.start('run0')

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..ops import matlab_imresize_uint8
+from ..ops import matlab_imresize, matlab_imresize_uint8
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.PNG', '.JPG', '.JPEG', '.BMP')
 
@@ -48,6 +48,12 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     """Crop the bottom / right so height and width are multiples of ``scale`` (how benchmark HR is made)."""
     h, w = img.shape[:2]
     return img[:h - h % scale, :w - w % scale]
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB ``imresize(lr, scale, 'bicubic')`` of a uint8 image, rounded to uint8: the baseline SR tables list."""
+    up = matlab_imresize(torch.from_numpy(lr).permute(2, 0, 1).double(), scale)
+    return up.round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
 
 def bicubic_downsample(images: Sequence[np.ndarray], scale: int) -> List[np.ndarray]:

@@ -15,7 +15,6 @@ from typing import Dict, Optional, Sequence
 
 import cv2
 import numpy as np
-import torch
 import yaml
 
 from .runner import final_metrics, python_cmd, run_logged, validation_curve
@@ -198,7 +197,7 @@ def bicubic_baseline(val_root: str, scale: int, out_dir: str) -> dict:
     """MATLAB-bicubic upscaling of the held-out LR, scored with BasicSR's metrics exactly like test.py."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
-    from ..ops import matlab_imresize
+    from ..data.sr_data import bicubic_upscale
 
     os.makedirs(out_dir, exist_ok=True)
     psnrs, ssims = [], []
@@ -206,8 +205,7 @@ def bicubic_baseline(val_root: str, scale: int, out_dir: str) -> dict:
     for name in sorted(os.listdir(hr_dir)):
         hr = cv2.imread(osp.join(hr_dir, name))
         lr = cv2.imread(osp.join(lr_dir, name))
-        up = matlab_imresize(torch.from_numpy(lr).permute(2, 0, 1).double(), scale)
-        up = up.round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        up = bicubic_upscale(lr, scale)
         cv2.imwrite(osp.join(out_dir, f'{osp.splitext(name)[0]}_bicubic.png'), up)
         psnrs.append(calculate_psnr(up, hr, scale, test_y_channel=True))
         ssims.append(calculate_ssim(up, hr, scale, test_y_channel=True))
