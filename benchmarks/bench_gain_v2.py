@@ -42,8 +42,8 @@ from tqdm import tqdm  # noqa: E402
 
 import dukd_arch  # noqa: E402,F401
 from dukd_arch.ops import matlab_imresize_uint8  # noqa: E402
-from dukd_arch.data.sr_data import (bicubic_downsample, bicubic_upscale, crop_positions, make_lmdb, modcrop,  # noqa: E402
-                                     write_image)
+from dukd_arch.data.sr_data import (  # noqa: E402
+    bicubic_downsample, bicubic_upscale, crop_positions, make_lmdb, modcrop, write_image)
 
 DATA = 'datasets/gain_v2'
 RESULTS = 'benchmarks/results/gain_v2'
