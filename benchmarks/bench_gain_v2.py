@@ -336,14 +336,15 @@ def _train_and_score(run, spec, args, board, pilot):
     row, cap, regime, seed = spec[:4]
     log_dir = osp.join('experiments', '_gain_v2_logs')
     os.makedirs(log_dir, exist_ok=True)
-    seconds = pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=False,
-                             report=board.reporter(run.name))
+    pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=False, report=board.reporter(run.name))
     curve = pipeline.curve(run)
+    seconds, segments = pipeline.wall_seconds(run)
     total = run.total_iter()
     gain = convergence(curve, total)
     result = {'name': run.name, 'row': row, 'capacity': cap, 'regime': regime, 'seed': seed, 'iters': total,
               'val_curve': curve, 'val_psnr': curve[-1][1] if curve else None, 'val_gain_last20': gain,
-              'converged': gain is not None and gain < 0.01, 'train_seconds': seconds, 'threads': args.threads,
+              'converged': gain is not None and gain < 0.01, 'train_seconds': seconds, 'train_segments': segments,
+              'threads': args.threads,
               'machine': f'{platform.platform()}, {os.cpu_count()} CPUs', 'commit': git_commit(),
               'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
     if not pilot:

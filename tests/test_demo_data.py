@@ -114,6 +114,24 @@ def test_training_log_parsing_gives_the_validation_curve(tmp_path):
     assert final_metrics(log.read_text().splitlines()) == {'psnr': 28.5, 'ssim': 0.75}
 
 
+def test_a_resumed_runs_wall_time_adds_up_every_segment(tmp_path, monkeypatch):
+    # A resumed run writes a second log; its training time is both segments (cut one included), not the last.
+    import os
+
+    from dukd_arch.demo.pipeline import wall_seconds
+    run = type('R', (), {'exp_dir': str(tmp_path)})()
+    first, second = tmp_path / 'train_x_1.log', tmp_path / 'train_x_2.log'
+    first.write_text('2026-01-01 10:00:00,000 INFO: start\n    total_iter: 800\n'
+                     '2026-01-01 10:20:00,500 INFO: [x][epoch:  0, iter:     300, lr:(1e-3,)]\n')  # killed here
+    second.write_text('2026-01-01 11:00:00,000 INFO: resumed\n2026-01-01 11:05:00,000 INFO: End of training.\n')
+    os.utime(first, (1, 1))  # order by time written, not by name
+    os.utime(second, (2, 2))
+    (tmp_path / 'notes.log').write_text('2026-01-01 09:00:00,000 INFO: not a training log\n')
+    seconds, segments = wall_seconds(run)
+    assert segments == 2
+    assert seconds == pytest.approx(20 * 60 + 0.5 + 5 * 60)
+
+
 def test_run_changes_go_into_a_derived_option_file(tmp_path, monkeypatch):
     import yaml
 

@@ -11,13 +11,13 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from os import path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import yaml
 
-from .runner import final_metrics, python_cmd, run_logged, validation_curve
+from .runner import final_metrics, log_span_seconds, python_cmd, run_logged, validation_curve
 
 STAMP = 'demo_stamp.json'
 
@@ -164,12 +164,24 @@ def teacher_labels(run: Run, store: str, log_dir: str, threads: Optional[int] = 
     return seconds
 
 
+def _train_logs(run: Run) -> List[str]:
+    """Every training log of ``run``, oldest first (a resumed run writes a new one)."""
+    return sorted(glob.glob(osp.join(run.exp_dir, 'train_*.log')), key=osp.getmtime)
+
+
 def curve(run: Run):
-    """The run's validation curve, across every log it wrote (a resumed run writes a new one)."""
+    """The run's validation curve, across every log it wrote."""
     points = {}
-    for log in sorted(glob.glob(osp.join(run.exp_dir, 'train_*.log')), key=osp.getmtime):
+    for log in _train_logs(run):
         points.update(dict(validation_curve(log)))
     return sorted(points.items())
+
+
+def wall_seconds(run: Run) -> Tuple[float, int]:
+    """(seconds, segments): the run's training wall time summed over every log it wrote, and how many. A resumed
+    run counts each segment, including the iterations it repeated after its last saved state."""
+    logs = _train_logs(run)
+    return sum(log_span_seconds(log) for log in logs), len(logs)
 
 
 def test(run: Run, test_opt: str, log_dir: str, threads: Optional[int] = None, weights: Optional[str] = None) -> dict:

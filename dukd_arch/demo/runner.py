@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 ITER_RE = re.compile(r'epoch:\s*\d+, iter:\s*([\d,]+)')  # BasicSR's MessageLogger line
 METRIC_RE = re.compile(r'#\s*(\w+):\s*([-\d.]+|inf|nan)')
+STAMP_RE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ')  # BasicSR's log-line time stamp
 
 
 def run_logged(cmd: Sequence[str], log_path: str, desc: str, total: Optional[int] = None, cwd: Optional[str] = None,
@@ -92,6 +93,19 @@ def validation_curve(log_file: str, metric: str = 'psnr') -> List[Tuple[int, flo
                 if not curve or curve[-1][0] != it:  # the end-of-training validation repeats the last one
                     curve.append(point)
     return curve
+
+
+def log_span_seconds(log_file: str) -> float:
+    """Seconds from the first to the last time-stamped line of a BasicSR log (0 with fewer than two)."""
+    first = last = None
+    with open(log_file) as f:
+        for line in f:
+            m = STAMP_RE.match(line)
+            if m:
+                t = time.mktime(time.strptime(m.group(1), '%Y-%m-%d %H:%M:%S')) + int(m.group(2)) / 1000
+                first = t if first is None else first
+                last = t
+    return last - first if first is not None else 0.0
 
 
 def python_cmd(script: str, opt: str, force_yml: Sequence[str] = ()) -> List[str]:
