@@ -111,6 +111,9 @@ def load_model(checkpoint: str, options: Optional[str] = None, network: Optional
         raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
     if network is not None and network.get('type') in ('AutoTeacher', 'dukd.AutoTeacher'):
         network = {**network, 'path': network.get('path', checkpoint)}
+    if network is not None:  # named as the user gave it, before StudentUpsampler checks it as network_g
+        from .options import check_network
+        check_network(network, '--network', 'network')
     opts = {'network_g': network} if network is not None else options
     return StudentUpsampler(checkpoint, opts, device=device, self_ensemble=self_ensemble)
 

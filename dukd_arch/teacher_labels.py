@@ -8,13 +8,15 @@ or an LMDB in BasicSR's layout when ``--out`` ends in ``.lmdb``, plus ``manifest
 ``data/label_store.py``). ``--out`` defaults to ``datasets.train.dataroot_teacher``. Then training with
 that key uses the stored labels for the real-pair KD term (docs/teacher_labels.md).
 
-Resumable: a re-run skips finished labels and rewrites missing, truncated or wrong-sized ones. Each
-label is written atomically (a temporary file renamed over the target; an LMDB transaction).
+Resumable: a re-run skips finished labels and rewrites missing, truncated or wrong-sized ones, and those
+whose LR image changed (the manifest keeps the SHA-256 of the LR each label was computed from). Each label is
+written atomically (a temporary file renamed over the target; an LMDB transaction).
 ``--tile`` bounds memory on large images; tiles overlap by ``--tile-overlap`` LR pixels, and the first
 tiled image is checked to match an untiled run within 1/65535 (the label's own precision).
 """
 import argparse
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -25,13 +27,15 @@ import torch
 
 from .ops import forward_padded, tiled_forward, tiling_error
 from .data.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
-                                lmdb_meta_sizes, manifest_path, plain, png_file_status, png_size,
-                                teacher_checkpoint, write_manifest)
+                                lmdb_meta_sizes, loaded_param_key, manifest_path, plain, png_file_status, png_size,
+                                stored_param_key, teacher_checkpoint, write_manifest)
 from .io.shipped import sha256_file
 from .training.precision import autocast
 from .archs.teacher import build_teacher, probe_scale, window_multiple
 
 TILE_TOLERANCE = 1 / MAX_16BIT
+PROGRESS_SECONDS = 60  # how often an unfinished manifest records the labels written so far
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def training_pairs(opt: dict):
@@ -74,6 +78,9 @@ class PngStore:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
+    def sync(self):
+        pass  # each label is fsynced as it is written
+
     def finish(self, images):
         pass
 
@@ -96,6 +103,9 @@ class LmdbStore:
         with self.env.begin(write=True) as txn:
             txn.put(key.encode('ascii'), content)
 
+    def sync(self):
+        self.env.sync()
+
     def finish(self, images):
         self.env.sync()
         lines = [f"{im['key']}.png ({im['label_size'][0]},{im['label_size'][1]},3) {self.compression}\n"
@@ -112,30 +122,52 @@ def _header(opt: dict, fmt: str, precision: str, ckpt: str) -> dict:
         'version': VERSION, 'format': fmt, 'scale': int(opt['scale']), 'dtype': 'uint16', 'channel_order': 'BGR',
         'teacher': {'checkpoint': ckpt, 'sha256': sha256_file(ckpt), 'network_t': plain(opt['network_t']),
                     'param_key_t': (opt.get('path') or {}).get('param_key_t')},
+        'loaded_param_key': loaded_param_key(opt, ckpt),
         'precision': precision,
     }
 
 
-def _check_resumable(out: str, header: dict) -> None:
-    """An existing store in ``out`` must come from the same teacher, scale, format and precision."""
+def _check_out(out: str, dataset) -> None:
+    """``--out`` must not be (or sit inside) the training images' folders, and must not be a folder of images that
+    is not a store: labels written there would overwrite, or be mistaken for, the training data."""
+    target = osp.realpath(out)
+    for option, root in (('dataroot_lq', dataset.lq_folder), ('dataroot_gt', dataset.gt_folder)):
+        root = osp.realpath(root)
+        if target == root or target.startswith(root + os.sep):
+            raise LabelStoreError(f'--out {out!r} is inside datasets.train.{option} ({root}): the labels would '
+                                  'overwrite or mix with the training images. Give the store a folder of its own, '
+                                  'e.g. beside the LR folder.')
+    if osp.isdir(out) and not osp.isfile(manifest_path(out)):
+        foreign = [f for f in os.listdir(out) if f.lower().endswith(IMAGE_SUFFIXES) or f == 'data.mdb']
+        if foreign:
+            raise LabelStoreError(f'--out {out!r} holds {len(foreign)} images (e.g. {foreign[0]}) but no '
+                                  'manifest.json, so it is not a teacher-label store: choose an empty or new folder.')
+
+
+def _previous_manifest(out: str, header: dict) -> dict:
+    """The manifest of an existing store in ``out`` ({} when none), which must come from the same teacher, scale,
+    format and precision."""
     path = manifest_path(out)
     if not osp.isfile(path):
-        return
-    try:  # complete or interrupted alike: only the header matters here
+        return {}
+    try:  # complete or interrupted alike: its header, and which LR each finished label came from
         with open(path) as f:
             old = json.load(f)
     except (OSError, ValueError) as err:
         raise LabelStoreError(f'{path} cannot be read ({err}); delete {out!r} to rebuild the store.') from err
     for key in ('format', 'scale', 'precision', 'teacher'):
-        same = _same_teacher(old.get(key) or {}, header[key]) if key == 'teacher' else old.get(key) == header[key]
+        same = _same_teacher(old, header) if key == 'teacher' else old.get(key) == header[key]
         if not same:
             raise LabelStoreError(f'{manifest_path(out)}: the store there was made with another {key} '
                                   f'({old.get(key)!r} vs now {header[key]!r}). Choose another --out, or delete '
                                   f'{out!r} to rebuild it.')
+    return old
 
 
-def _same_teacher(a: dict, b: dict) -> bool:
-    return a.get('sha256') == b['sha256'] and plain(a.get('network_t')) == b['network_t']
+def _same_teacher(old: dict, header: dict) -> bool:
+    a, b = old.get('teacher') or {}, header['teacher']
+    return (a.get('sha256') == b['sha256'] and plain(a.get('network_t')) == b['network_t']
+            and stored_param_key(old, b['checkpoint']) == header['loaded_param_key'])
 
 
 def main(argv=None) -> int:
@@ -187,15 +219,23 @@ def main(argv=None) -> int:
         images.append({'key': key, 'lq': pair['lq_path'], 'lr_size': [h, w], 'label_size': [h * scale, w * scale]})
 
     fmt = 'lmdb' if is_lmdb(out) else 'png16'
+    _check_out(out, dataset)
     header = _header(opt, fmt, 'bf16' if args.bf16 else 'fp32', ckpt)
     header.update(tile=args.tile, tile_overlap=args.tile_overlap if args.tile else None, lq_root=dataset.lq_folder)
-    _check_resumable(out, header)
+    previous = {im['key']: im.get('lq_sha256') for im in _previous_manifest(out, header).get('images', [])}
     os.makedirs(out, exist_ok=True)
-    write_manifest(out, {**header, 'images': images, 'complete': False})
     store = LmdbStore(out, args.compression, images) if fmt == 'lmdb' else PngStore(out, args.compression)
 
     io_opt = copy.deepcopy(dataset.io_backend_opt)
     client = FileClient(io_opt.pop('type'), **io_opt)
+    # A finished label is kept only when it was computed from the LR image there now (same SHA-256); an entry's
+    # hash is set only once its label is written, so an interrupted manifest never vouches for a stale label.
+    for im in tqdm(images, desc='hashing the LR images', unit='img', file=sys.stdout, leave=False):
+        digest = hashlib.sha256(client.get(im['lq'], 'lq')).hexdigest()
+        keep = previous.get(im['key']) == digest and store.done(im['key'], im['label_size'])
+        im['lq_sha256'], im['_digest'] = digest if keep else None, digest
+    public = lambda: [{k: v for k, v in im.items() if k != '_digest'} for im in images]  # noqa: E731
+    write_manifest(out, {**header, 'images': public(), 'complete': False})
     multiple = window_multiple(teacher)
     dtype = torch.bfloat16 if args.bf16 else None
 
@@ -204,9 +244,10 @@ def main(argv=None) -> int:
             return forward_padded(teacher, x, multiple, scale).float()
 
     start, written, checked = time.perf_counter(), 0, args.tile is None
+    saved = start
     with torch.no_grad():
         for im in tqdm(images, desc=f'teacher labels -> {out}', unit='img', file=sys.stdout):
-            if store.done(im['key'], im['label_size']):
+            if im['lq_sha256'] is not None:
                 continue
             lq = img2tensor(imfrombytes(client.get(im['lq'], 'lq'), float32=True), bgr2rgb=True, float32=True)
             x = lq[None].to(device)
@@ -220,10 +261,15 @@ def main(argv=None) -> int:
                 checked = True
             y = tiled_forward(run, x, scale, args.tile, args.tile_overlap)[0]
             store.put(im['key'], encode_label(y, args.compression))
+            im['lq_sha256'] = im['_digest']
             written += 1
+            if time.perf_counter() - saved > PROGRESS_SECONDS:
+                store.sync()  # the labels are on disk before the manifest says so
+                write_manifest(out, {**header, 'images': public(), 'complete': False})
+                saved = time.perf_counter()
     store.finish(images)
     seconds = time.perf_counter() - start
-    write_manifest(out, {**header, 'images': images, 'complete': True})
+    write_manifest(out, {**header, 'images': public(), 'complete': True})
     size = sum(osp.getsize(osp.join(out, f)) for f in os.listdir(out) if osp.isfile(osp.join(out, f)))
     print(f'{len(images)} teacher labels in {out} ({written} computed now, {len(images) - written} already there; '
           f'{seconds:.1f} s on {device}, store {size / 2**20:.1f} MiB).')

@@ -29,6 +29,7 @@ from basicsr.archs import build_network
 
 from .archs.auto_teacher_arch import AutoTeacher
 from .ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
+from .options import check_network
 from .options.file import load_options
 from .io.checkpoint import safetensors_metadata
 from .io.network import load_student as _load_weights
@@ -52,7 +53,9 @@ def student_network_options(checkpoint: str, options: Union[None, str, dict] = N
     if checkpoint.endswith('.safetensors'):
         meta = safetensors_metadata(checkpoint)
         if meta.get('network_g'):
-            return json.loads(meta['network_g']), f'{checkpoint} metadata'
+            net_opt = json.loads(meta['network_g'])
+            check_network(net_opt, f'{checkpoint} metadata')
+            return net_opt, f'{checkpoint} metadata'
     source = options
     if source is None:
         source = options_beside(checkpoint)
@@ -64,7 +67,9 @@ def student_network_options(checkpoint: str, options: Union[None, str, dict] = N
     if not isinstance(opt, dict) or not opt.get('network_g'):
         raise ValueError(f'{source if isinstance(source, str) else "the options"} has no `network_g` section; '
                          'pass the options file the student was trained with.')
-    return dict(opt['network_g']), source if isinstance(source, str) else 'the options'
+    source = source if isinstance(source, str) else 'the options'
+    check_network(opt['network_g'], source)  # a bad argument named with the accepted ones, not a TypeError
+    return dict(opt['network_g']), source
 
 
 def load_student(checkpoint: str, options: Union[None, str, dict] = None, param_key: Optional[str] = None,

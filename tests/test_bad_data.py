@@ -83,3 +83,14 @@ def test_loader_raises_with_the_path_instead_of_hanging(tmp_path, loader_opt):
     thread.join(timeout=60)
     assert not thread.is_alive(), 'the data loader hung on a bad image'
     assert '002.png' in str(outcome.get('error')), outcome
+
+
+def test_a_pair_of_another_scale_reads_as_a_sentence(tmp_path):
+    """BasicSR's crop passes its message as two strings; the error showed them as a tuple repr."""
+    opt, gt, _ = _dataset(tmp_path)
+    _, opt['dataroot_lq'] = write_pairs(str(tmp_path / 'x4'), n=3, size=32, scale=4)  # LR made for x4
+    with pytest.raises(BadImageError) as info:
+        UpcyclingPairedImageDataset(opt)[0]
+    message = str(info.value)
+    assert 'Scale mismatches. GT (32, 32) is not 2x multiplication of LQ (8, 8).' in message
+    assert "('" not in message

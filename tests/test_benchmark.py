@@ -116,6 +116,19 @@ def test_benchmark_refuses_bad_input_clearly(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_benchmark_names_a_network_argument_that_is_missing_or_misspelt(tmp_path, capsys):
+    # `--network "{type: EDSR, num_feat: 8, num_block: 1}"` ended in a TypeError traceback from EDSR's constructor
+    torch.save({'params': {}}, tmp_path / 'edsr.pth')
+    good = _tiny_set(tmp_path / 'SetA')
+    for network, problem in [('{type: EDSR, num_feat: 8, num_block: 1}', 'network.num_in_ch: missing: EDSR needs'),
+                             ('{type: PAN, nf: 8, unf: 8, nbb: 1}', 'network.nbb: unknown key; did you mean `nb`?')]:
+        assert benchmark_main(['--checkpoint', str(tmp_path / 'edsr.pth'), '--network', network, '--sets', good,
+                               '--scale', '4', '--device', 'cpu']) == 2
+        err = capsys.readouterr().err
+        assert problem in err and 'Traceback' not in err and 'allow_unknown_keys' not in err
+        assert f"{network.split(',')[0][7:]} takes: num_in_ch, num_out_ch" in err
+
+
 @needs_shared
 def test_made_lr_equals_the_published_lr_bicubic():
     for name in ('Set5', 'Set14'):

@@ -149,6 +149,23 @@ def test_bad_settings_are_early_one_line_errors(tmp_path, capsys):
     assert 'input not found' in capsys.readouterr().err
 
 
+def test_a_bad_network_g_argument_is_named_with_the_accepted_ones(tmp_path, capsys):
+    # an -opt whose network_g does not fit the constructor gave a raw TypeError traceback
+    ckpt, opt, _ = _student(tmp_path)
+    bad = {k: v for k, v in TINY_EDSR.items() if k != 'num_in_ch'}
+    bad['num_blocks'] = bad.pop('num_block')
+    (tmp_path / 'bad.yml').write_text(yaml.safe_dump(tool_options(bad)))
+    args = ['-i', str(tmp_path / 'in.png'), '-o', str(tmp_path / 'o'), '--checkpoint', ckpt, '-opt']
+    cv2.imwrite(str(tmp_path / 'in.png'), _photo())
+    assert infer_main(args + [str(tmp_path / 'bad.yml')]) == 2
+    err = capsys.readouterr().err
+    assert 'bad.yml: network_g does not build a network' in err and 'Traceback' not in err
+    assert 'network_g.num_in_ch: missing: EDSR needs `num_in_ch`' in err
+    assert 'network_g.num_blocks: unknown key; did you mean `num_block`?' in err
+    assert 'EDSR takes: num_in_ch, num_out_ch, num_feat, num_block, upscale' in err
+    assert infer_main(args + [opt]) == 0
+
+
 def test_fixed_size_onnx_runs_whole_windows_and_matches_pytorch(tmp_path):
     from dukd_arch.export import _onnx_export
     ckpt, opt, ema = _student(tmp_path)

@@ -200,6 +200,15 @@ def test_too_many_tiles_fails_before_training(tmp_path):
         build_model(opt)
 
 
+def test_lr_patch_not_a_multiple_of_scale_fails_before_training_with_zoom_out(tmp_path):
+    opt = make_opt(tmp_path)
+    opt['datasets']['train']['gt_size'] = 18  # LR 9 px, zoom-out 5 px, student 10 px against the 9 px LR label
+    with pytest.raises(ValueError, match=r'gt_size 18 at scale 2 .* multiple of scale x scale = 4 \(e.g. 16 or 20\)'):
+        build_model(opt)
+    opt['train']['dukd_opt']['zoom_out'] = False  # without zoom-out the patch is fine
+    build_model(opt)
+
+
 def test_swinir_window_that_cannot_tile_zoom_out(tmp_path):
     swin = {'type': 'SwinIR', 'upscale': SCALE, 'in_chans': 3, 'img_size': 8, 'window_size': 8, 'img_range': 1.,
             'depths': [1], 'embed_dim': 12, 'num_heads': [2], 'mlp_ratio': 2, 'upsampler': 'pixelshuffle'}

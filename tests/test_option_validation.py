@@ -121,6 +121,36 @@ def test_auto_teacher_block_is_checked_against_its_signature():
     assert 'network_t.path: missing: AutoTeacher needs `path`' in message
 
 
+def test_self_ensemble_under_a_model_type_that_ignores_it_is_an_error():
+    """BasicSR's SRModel never reads val.self_ensemble: its scores were silently those of one pass."""
+    opt = yaml.safe_load(open(f'{REPO}/options/test/test_dukd_edsr_x4.yml'))
+    opt['val']['self_ensemble'] = True
+    validate_options(opt, is_train=False)  # DUKDModel (KDModel.test) averages the 8 transforms
+    for model_type in ('SRModel', 'SwinIRModel', 'ScratchRealESRNetModel'):
+        opt['model_type'] = model_type
+        message = _problems(opt, is_train=False)
+        assert f'val.self_ensemble: true, but model_type {model_type} ignores it' in message
+        assert 'model_type: DUKDModel or KDModel' in message and 'or remove the key' in message
+    opt['val']['self_ensemble'] = False  # what SRModel does anyway
+    validate_options(opt, is_train=False)
+
+
+def test_a_y_channel_dataset_needs_a_one_channel_network():
+    opt = _base()
+    opt['datasets']['val']['color'] = 'y'
+    message = _problems(opt)
+    assert "datasets.val.color: 'y' feeds 1-channel (Y) images, but network_g.num_in_ch is 3" in message
+    assert 'network_t' not in message  # the teacher never sees validation images
+    opt['datasets']['train']['color'] = 'y'
+    assert "datasets.train.color: 'y' feeds 1-channel (Y) images, but network_t.num_in_ch is 3" in _problems(opt)
+    del opt['datasets']['train']['color']
+    opt['network_g']['num_in_ch'] = opt['network_g']['num_out_ch'] = 1
+    validate_options(opt)
+    swin = yaml.safe_load(open(f'{REPO}/options/dukd_swinir_x4.yml'))
+    swin['datasets']['val']['color'] = 'y'
+    assert 'network_g.in_chans is 3' in _problems(swin)
+
+
 def test_keys_the_model_type_does_not_read_are_errors():
     opt = _base()
     opt['model_type'] = 'KDModel'  # dukd_opt would be silently ignored by plain output KD

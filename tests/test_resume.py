@@ -110,3 +110,16 @@ def test_auto_resume_skips_a_truncated_newest_state(tmp_path):
     state = compat.load_resume_state(opt)
     assert state['iter'] == 8 and opt['path']['resume_state'].endswith('8.state')
     assert opt['resume_position'] == {'epoch': 1, 'samples_done': 2, 'world_size': 1}
+
+
+@pytest.mark.parametrize('change, named', [
+    ({'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}},
+     'initial_lr: options 0.0001, training state 0.001'),
+    ({'scheduler': {'type': 'MultiStepLR', 'milestones': [6], 'gamma': 0.5}}, 'MultiStepRestartLR.*milestones'),
+])
+def test_resume_refuses_learning_rate_settings_the_state_would_override(tmp_path, monkeypatch, change, named):
+    # BasicSR restores the saved optimizer and scheduler: a new lr or milestone in the options would be ignored.
+    _train(tmp_path, monkeypatch, 4)
+    with pytest.raises(ValueError, match=f'resume from iter 4: .*{named}.*start a new run from the checkpoint'):
+        _train(tmp_path, monkeypatch, 8, auto_resume=True, train_extra=change)
+    _train(tmp_path, monkeypatch, 8, auto_resume=True)  # a longer run with the same settings resumes

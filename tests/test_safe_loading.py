@@ -160,6 +160,23 @@ def test_load_network_keeps_basicsr_semantics(tmp_path, records):
     assert all(torch.equal(v, x2.state_dict()[k]) for k, v in other.state_dict().items())
 
 
+def test_non_strict_teacher_says_what_it_skips_and_refuses_to_load_nothing(tmp_path, records):
+    # strict_load_t: false must not hide a teacher that is partly or wholly left at random init
+    from dukd_arch.archs.teacher import build_teacher
+    opt = make_opt(tmp_path)
+    opt['path']['strict_load_t'] = False
+    path = opt['path']['pretrain_network_t']
+    state = torch.load(path, weights_only=True)['params']
+    torch.save({'params': {k: v for k, v in state.items() if not k.startswith('body.1.')}}, path)
+    build_teacher(opt, torch.device('cpu'))
+    assert any('missing in file (kept at init)' in m and 'body.1.' in m for m in records)
+    torch.save({'params': {f'model.{k}': v for k, v in state.items()}}, path)  # a prefix: no key matches
+    with pytest.raises(ValueError, match=r'teacher\.pth: none of its \d+ tensors fits .*network_t.*key prefix'):
+        build_teacher(opt, torch.device('cpu'))
+    with pytest.raises(ValueError, match='none of its'):  # the student's non-strict init, the same rule
+        load_network_safely(_tiny_student(), path, strict=False)
+
+
 def test_old_torch_is_refused_for_pth_files(tmp_path, monkeypatch):
     torch.save({'params': {'w': torch.ones(1)}}, str(tmp_path / 'w.pth'))
     monkeypatch.setattr(torch, '__version__', '2.5.1')
@@ -330,6 +347,17 @@ def test_safetensors_from_elsewhere_load_as_before(tmp_path):
     opt['path'].update(pretrain_network_g=str(tmp_path / 'theirs.safetensors'), param_key_g=None)
     with pytest.raises(ValueError, match=r'theirs\.safetensors has non-finite values .*conv_first\.bias'):
         build_model(opt)
+
+
+def test_a_param_key_on_a_bare_state_dict_says_to_set_it_to_null(tmp_path):
+    """A bare file's keys are tensor names: the fix is `param_key_g: ~`, not one of those names."""
+    from safetensors.torch import save_file
+    save_file(_tiny_student().state_dict(), str(tmp_path / 'bare.safetensors'))
+    with pytest.raises(KeyError) as info:
+        load_network_safely(_tiny_student(), str(tmp_path / 'bare.safetensors'), param_key='params_ema')
+    message = str(info.value)
+    assert 'holds a bare state dict' in message and '`param_key_g: ~`' in message
+    assert 'conv_first' not in message  # no tensor name offered as a param key
 
 
 @pytest.mark.parametrize('umask', [0o022, 0o002])

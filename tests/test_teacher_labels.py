@@ -1,5 +1,6 @@
 """The teacher-label store: builder (tiling, resume, LMDB), dataset alignment, models, bad input, DDP."""
 import copy
+import json
 import os
 import random
 
@@ -151,6 +152,96 @@ def test_builder_refuses_to_mix_teachers_in_one_store(store, tmp_path):
     save_teacher(other['path']['pretrain_network_t'], seed=1)
     with pytest.raises(LabelStoreError, match='another teacher.*--out'):
         build_labels(['-opt', write_options(other, tmp_path / 'other.yml'), '--device', 'cpu'])
+
+
+def test_builder_refuses_an_out_among_the_training_images(store, tmp_path):
+    opt_file, opt, _ = store
+    lr_dir = opt['datasets']['train']['dataroot_lq']
+    before = {f: open(os.path.join(lr_dir, f), 'rb').read() for f in os.listdir(lr_dir)}
+    for out in (lr_dir, os.path.join(lr_dir, 'labels'), opt['datasets']['train']['dataroot_gt']):
+        with pytest.raises(LabelStoreError, match='inside datasets.train.dataroot_(lq|gt).*folder of its own'):
+            build_labels(['-opt', opt_file, '--out', out, '--device', 'cpu'])
+    assert {f: open(os.path.join(lr_dir, f), 'rb').read() for f in os.listdir(lr_dir)} == before
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    (photos / 'cat.jpg').write_bytes(b'not a store')
+    with pytest.raises(LabelStoreError, match='holds 1 images.*no manifest.json.*not a teacher-label store'):
+        build_labels(['-opt', opt_file, '--out', str(photos), '--device', 'cpu'])
+
+
+def _replace_lr(opt, name, seed=5):
+    """Another LR image of the same name and size (a regenerated or swapped LR set)."""
+    path = os.path.join(opt['datasets']['train']['dataroot_lq'], name)
+    shape = cv2.imread(path).shape
+    cv2.imwrite(path, np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8))
+
+
+def test_labels_of_other_lr_images_are_refused_and_rebuilt(store, capsys):
+    opt_file, opt, labels = store
+    ds_opt = {**opt['datasets']['train'], 'phase': 'train', 'scale': SCALE}
+    assert len(UpcyclingPairedImageDataset(ds_opt)) == 4
+    _replace_lr(opt, '002.png')
+    with pytest.raises(LabelStoreError, match=r'labels/002.png was computed from another LR image than .*LR/002.png'
+                       '.*recomputes those whose LR changed'):
+        UpcyclingPairedImageDataset(ds_opt)
+    capsys.readouterr()
+    build_labels(['-opt', opt_file, '--device', 'cpu'])
+    assert '1 computed now, 3 already there' in capsys.readouterr().out
+    UpcyclingPairedImageDataset(ds_opt)
+    net = _teacher(opt)  # and the rebuilt label is the teacher's output on the new LR
+    with torch.no_grad():
+        expected = net(_read8(os.path.join(opt['datasets']['train']['dataroot_lq'], '002.png'))[None])[0].clamp(0, 1)
+    assert (_read16(os.path.join(labels, '002.png')) - expected).abs().max() <= 0.5 / 65535 + 1e-6
+
+
+def test_interrupted_manifest_never_vouches_for_a_stale_label(store, monkeypatch, capsys):
+    # The LR changes, the rebuild is killed before it reaches that label: the next build must still redo it.
+    opt_file, opt, labels = store
+    _replace_lr(opt, '003.png')
+    import dukd_arch.teacher_labels as tl
+    monkeypatch.setattr(tl, 'encode_label', lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        build_labels(['-opt', opt_file, '--device', 'cpu'])
+    with open(manifest_path(labels)) as f:
+        unvouched = [im['lq_sha256'] is None for im in json.load(f)['images']]
+    assert unvouched == [False, False, False, True]
+    monkeypatch.undo()
+    capsys.readouterr()
+    build_labels(['-opt', opt_file, '--device', 'cpu'])
+    assert '1 computed now, 3 already there' in capsys.readouterr().out
+
+
+def test_store_built_by_an_older_dukd_still_loads_with_a_warning(store, records):
+    _, opt, labels = store
+    manifest = read_manifest(labels)
+    for im in manifest['images']:
+        del im['lq_sha256']
+    del manifest['loaded_param_key']
+    write_manifest(labels, manifest)
+    ds_opt = {**opt['datasets']['train'], 'phase': 'train', 'scale': SCALE}
+    assert len(UpcyclingPairedImageDataset(ds_opt)) == 4
+    assert any('did not record which LR images' in m for m in records)
+    check_run_store(opt)  # its param key option (~) resolves on the same file to the same key as now
+
+
+def test_labels_from_another_param_key_of_the_same_file(store, tmp_path):
+    opt_file, opt, labels = store
+    ckpt = torch.load(opt['path']['pretrain_network_t'], weights_only=True)
+    ckpt['params_ema'] = {k: v * 0.9 for k, v in ckpt['params'].items()}
+    torch.save(ckpt, opt['path']['pretrain_network_t'])  # the file the store was built from, now with an EMA copy
+    ema = copy.deepcopy(opt)
+    ema['path']['param_key_t'] = 'params_ema'
+    ema['datasets']['train']['dataroot_teacher'] = str(tmp_path / 'ema_labels')
+    ema_file = write_options(ema, tmp_path / 'ema.yml')
+    build_labels(['-opt', ema_file, '--device', 'cpu'])
+    assert read_manifest(str(tmp_path / 'ema_labels'))['loaded_param_key'] == 'params_ema'
+    plain_key = copy.deepcopy(ema)
+    plain_key['path']['param_key_t'] = 'params'
+    with pytest.raises(LabelStoreError, match=r"weights under 'params_ema'.*loads 'params'.*param_key_t"):
+        check_run_store(plain_key)
+    with pytest.raises(LabelStoreError, match='another teacher'):
+        build_labels(['-opt', write_options(plain_key, tmp_path / 'p.yml'), '--device', 'cpu'])
+    check_run_store(ema)
 
 
 def _lmdb_of(folder, lmdb_path):

@@ -251,6 +251,29 @@ def test_build_teacher_with_auto_teacher_needs_no_pretrain_path(tmp_path):
         build_teacher(opt, torch.device('cpu'))
 
 
+def test_auto_teacher_honours_param_key_t_and_refuses_strict_load_t_false(tmp_path, caplog):
+    # path.param_key_t was dropped: a file with both keys taught with `params` while the options said params_ema
+    raw, ema = (_randomised(SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=2)) for _ in range(2))
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.add_(0.05)  # the EMA weights differ from the raw ones
+    path = str(tmp_path / 'both.pth')
+    torch.save({'params': raw.state_dict(), 'params_ema': ema.state_dict()}, path)
+    opt = {'network_t': {'type': 'AutoTeacher', 'path': path, 'scale': 2}, 'path': {'param_key_t': 'params_ema'}}
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        teacher = build_teacher(opt, torch.device('cpu'))
+    assert 'param key: params_ema' in caplog.text
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(teacher(x), ema(x), atol=0, rtol=0)
+    opt['network_t']['param_key'] = 'params'
+    with pytest.raises(ValueError, match="param_key_t is 'params_ema' but network_t.param_key is 'params'"):
+        build_teacher(opt, torch.device('cpu'))
+    opt = {'network_t': {'type': 'AutoTeacher', 'path': path, 'scale': 2}, 'path': {'strict_load_t': False}}
+    with pytest.raises(ValueError, match='strict_load_t: false cannot apply to `network_t: type: AutoTeacher`'):
+        build_teacher(opt, torch.device('cpu'))
+
+
 # ---- bad files are refused with errors that name the file and the fix --------------------------------------
 @pytest.mark.parametrize('name', ['teacher.pth', 'teacher.safetensors'])
 def test_truncated_file_is_refused_naming_it(tmp_path, name):

@@ -9,6 +9,7 @@ import os
 import torch
 
 from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..io.checkpoint import check_finite
 from ..io.network import load_weights
@@ -28,8 +29,10 @@ def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
     if not opt.get('network_t'):
         raise ValueError('Distillation needs a teacher: add a `network_t:` section (e.g. {type: EDSR, ...}) '
                          'and `path: pretrain_network_t:` to your options file.')
-    net = build_network(dict(opt['network_t']))
-    path_opt = opt.get('path', {})
+    net_opt, path_opt = dict(opt['network_t']), opt.get('path', {})
+    if getattr(ARCH_REGISTRY._obj_map.get(net_opt.get('type')), 'loads_own_weights', False):
+        net_opt = _own_file_options(net_opt, path_opt)
+    net = build_network(net_opt)
     load_path = path_opt.get('pretrain_network_t')
     if getattr(net, 'loads_own_weights', False) and load_path is not None:
         own_path = getattr(net, 'path', None)
@@ -47,6 +50,22 @@ def build_teacher(opt: dict, device: torch.device) -> torch.nn.Module:
     if getattr(net, 'loads_own_weights', False):  # e.g. AutoTeacher: its own reader, the same refusal
         check_finite(net.state_dict(), getattr(net, 'path', None), 'teacher (network_t)')
     return freeze(net.to(device))
+
+
+def _own_file_options(net_opt: dict, path_opt: dict) -> dict:
+    """``network_t`` of a teacher that reads its own file (AutoTeacher): ``path.param_key_t`` goes to its
+    ``param_key`` instead of being dropped; ``strict_load_t: false`` cannot apply (the file builds the network)."""
+    name, key = net_opt['type'], path_opt.get('param_key_t')
+    if path_opt.get('strict_load_t', True) is False:
+        raise ValueError(f'path.strict_load_t: false cannot apply to `network_t: type: {name}`: it builds the network '
+                         'from the weights in its file and loads all of them. Remove strict_load_t, or name the '
+                         'architecture in `network_t` and give the file as path.pretrain_network_t.')
+    if key is None:
+        return net_opt
+    if net_opt.get('param_key') not in (None, key):
+        raise ValueError(f"path.param_key_t is {key!r} but network_t.param_key is {net_opt['param_key']!r}: {name} "
+                         'reads one key from its file; keep one of the two.')
+    return {**net_opt, 'param_key': key}
 
 
 def window_multiple(net: torch.nn.Module) -> int:

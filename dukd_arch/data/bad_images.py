@@ -50,14 +50,15 @@ def checked_pair(dataset, index: int, load: Callable[[int], dict]) -> dict:
     except BadImageError:
         raise
     except Exception as err:
+        lmdb = 'db_paths' in getattr(dataset, 'io_backend_opt', {})  # BasicSR's lmdb mode: paths are keys
         for key in ('gt', 'lq') if dataset.file_client is not None else ():
             reason = unreadable_reason(dataset.file_client, paths[f'{key}_path'], key)
             if reason:
-                lmdb = 'db_paths' in dataset.io_backend_opt  # BasicSR's lmdb mode: paths are keys
                 where = f" in the LMDB {dataset.opt[f'dataroot_{key}']}" if lmdb else ''
                 raise BadImageError(f"bad image {paths[f'{key}_path']}{where}: {reason}", paths[f'{key}_path']) from err
         if isinstance(err, ValueError):
-            raise BadImageError(f"bad LR/HR pair {paths['lq_path']} / {paths['gt_path']}: {err}",
+            where = f" in the LMDBs {dataset.opt['dataroot_lq']} / {dataset.opt['dataroot_gt']}" if lmdb else ''
+            raise BadImageError(f"bad LR/HR pair {paths['lq_path']} / {paths['gt_path']}{where}: {_reason(err)}",
                                 paths['lq_path']) from err
         raise
     scale = dataset.opt['scale']
@@ -70,6 +71,12 @@ def checked_pair(dataset, index: int, load: Callable[[int], dict]) -> dict:
                             f"{lq_h}x{lq_w} at scale {scale}; regenerate the LR images (datasets/README.md) or "
                             'fix the folders.', paths['lq_path'])
     return item
+
+
+def _reason(err: ValueError) -> str:
+    """The error's text; BasicSR's crop passes its sentence as two arguments, which ``str`` shows as a tuple."""
+    parts = err.args
+    return ''.join(parts) if len(parts) > 1 and all(isinstance(p, str) for p in parts) else str(err)
 
 
 def _image_size(content: bytes):

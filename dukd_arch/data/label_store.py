@@ -5,9 +5,10 @@ Layout (``datasets.train.dataroot_teacher``):
 * a folder of 16-bit PNGs ``<key>.png`` (``key``: the LR file's stem, or its LMDB key), or
 * an LMDB folder (name ending ``.lmdb``) in BasicSR's layout: ``data.mdb``, ``lock.mdb`` and
   ``meta_info.txt`` (``<key>.png (h,w,c) <compression>``), values are the same 16-bit PNG bytes;
-* ``manifest.json`` in either: the teacher (SHA-256 of its checkpoint, ``network_t``), the scale, the
-  precision, the tiling, the format and every image with its LR and label size. ``complete`` is false
-  until the last label is written.
+* ``manifest.json`` in either: the teacher (SHA-256 of its checkpoint, ``network_t``, the key its weights
+  came from: ``loaded_param_key``), the scale, the precision, the tiling, the format and every image with
+  its LR and label size and ``lq_sha256``, the hash of the LR its label was computed from (null until that
+  label is written). ``complete`` is false until the last label is written.
 
 Labels are RGB outputs stored in OpenCV's BGR order like every other image, ``round(clamp(T(x), 0, 1) * 65535)``.
 Built by ``python -m dukd_arch.teacher_labels``; read by the training datasets (``data/teacher_label_dataset.py``).
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..io.checkpoint import extract_state_dict, read_checkpoint
 from ..io.shipped import resolve, sha256_file
 
 MANIFEST = 'manifest.json'
@@ -43,6 +45,25 @@ def teacher_checkpoint(opt: dict) -> Optional[str]:
     """The file the teacher's weights come from: ``path.pretrain_network_t``, else ``network_t.path`` (AutoTeacher);
     a shipped ``dukd:<file>`` as its path in the package."""
     return resolve((opt.get('path') or {}).get('pretrain_network_t') or (opt.get('network_t') or {}).get('path'))
+
+
+def loaded_param_key(opt: dict, ckpt: str) -> Optional[str]:
+    """The key of ``ckpt`` the teacher's weights come from under ``path.param_key_t`` (None auto-detects, as the
+    loader does: ``params`` before ``params_ema``); '' for a bare state dict; the option itself when the file
+    cannot be read here (the loader then says why)."""
+    key = (opt.get('path') or {}).get('param_key_t')
+    try:
+        return extract_state_dict(read_checkpoint(ckpt), key, ckpt)[1]
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return key
+
+
+def stored_param_key(manifest: dict, ckpt: str) -> Optional[str]:
+    """The key the store's teacher was read from. Stores from before it was recorded: their option, resolved on
+    ``ckpt``, the file with the store's SHA-256 (checked first by the callers)."""
+    if 'loaded_param_key' in manifest:
+        return manifest['loaded_param_key']
+    return loaded_param_key({'path': {'param_key_t': manifest['teacher'].get('param_key_t')}}, ckpt)
 
 
 def plain(obj):
@@ -199,6 +220,11 @@ def check_teacher(manifest: dict, root: str, opt: dict) -> None:
         raise LabelStoreError(f'{where}: the labels were made with network_t {stored["network_t"]} but the options '
                               f'say {plain(opt.get("network_t"))}. Make network_t match, or rebuild the labels '
                               'with these options.')
+    used, now = stored_param_key(manifest, ckpt), loaded_param_key(opt, ckpt)
+    if used != now:
+        raise LabelStoreError(f'{where}: the labels were made from the weights under {used!r} in {ckpt}, but this '
+                              f'run\'s teacher loads {now!r} (path.param_key_t). Set param_key_t: {used}, or rebuild '
+                              'the labels with these options.')
 
 
 def check_run_store(opt: dict, synthesising: bool = False) -> bool:

@@ -6,10 +6,13 @@ random draws, and goes into the batch as ``teacher``. The random stream is the o
 uses, so a run with the store sees exactly the patches a run without it sees.
 
 The whole store is checked when the dataset is built, before the first iteration: manifest, scale, a
-label for every training image, and every label's size against its HR image.
+label for every training image, every label's size against its HR image, and (on up to ``LR_CHECKS`` images
+spread over the set) that the LR image is the one the label was computed from (its SHA-256 in the manifest).
 
 The same loader serves ``decoded_cache_mib`` (``decoded_cache.py``), with or without labels.
 """
+import hashlib
+import logging
 import os
 from os import path as osp
 
@@ -26,6 +29,7 @@ from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_si
                           label_to_float, lmdb_meta_sizes, png_file_status, read_manifest)
 
 OPTION = 'datasets.train.dataroot_teacher'
+LR_CHECKS = 64  # LR images hashed at start-up: catches a swapped or regenerated LR set without reading all of it
 
 
 class TeacherLabels:
@@ -78,7 +82,42 @@ class TeacherLabels:
             raise LabelStoreError(f'{OPTION}: {len(wrong)} teacher labels are not the size of their HR image, e.g. '
                                   f'{label} is {size[0]}x{size[1]} but {gt} is {hr[0]}x{hr[1]}: the labels were made '
                                   f'from other LR images. Rebuild them with `{BUILD_COMMAND}` and a new --out.')
+        self._check_lr_images(dataset)
         return len(dataset.paths)
+
+    def _check_lr_images(self, dataset: PairedImageDataset) -> None:
+        """The labels were computed from these LR images: same names and sizes are not enough (a regenerated
+        or swapped LR set has both)."""
+        made_from = {im['key']: im.get('lq_sha256') for im in self.manifest['images']}
+        if not any(made_from.values()):
+            logging.getLogger('basicsr').warning(
+                f'{OPTION}: {self.root!r} was built by an older dukd that did not record which LR images its labels '
+                f'come from, so that cannot be checked. Rebuilding it (`{BUILD_COMMAND}`) adds the record.')
+            return
+        paths = dataset.paths
+        step = max(1, len(paths) / LR_CHECKS)
+        sample = sorted({paths[int(i * step)]['lq_path'] for i in range(min(LR_CHECKS, len(paths)))})
+        env = None
+        if dataset.lmdb_source:
+            import lmdb
+            env = lmdb.open(dataset.lq_folder, readonly=True, lock=False, readahead=False, meminit=False)
+        try:
+            for lq_path in sample:
+                if env is not None:
+                    with env.begin(write=False) as txn:
+                        content = txn.get(lq_path.encode('ascii'))
+                else:
+                    with open(lq_path, 'rb') as f:
+                        content = f.read()
+                key = label_key(lq_path, dataset.lmdb_source)
+                if content is None or hashlib.sha256(content).hexdigest() != made_from.get(key):
+                    raise LabelStoreError(
+                        f'{OPTION}: the teacher label {self.path(key)} was computed from another LR image than '
+                        f'{lq_path} (the LR files were changed or swapped after the labels were built). Rebuild the '
+                        f'labels: `{BUILD_COMMAND}` recomputes those whose LR changed.')
+        finally:
+            if env is not None:
+                env.close()
 
     def load(self, lq_path: str, lmdb_source: bool):
         """The label of the pair whose LR is ``lq_path``: HWC BGR uint16 (``label_to_float`` scales it)."""

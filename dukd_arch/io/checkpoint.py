@@ -121,6 +121,10 @@ def extract_state_dict(ckpt: dict, param_key: Optional[str] = None, path: str = 
     if not isinstance(ckpt, dict):
         raise ValueError(f'{path}: expected a dict of tensors, got {type(ckpt).__name__}')
     if param_key is not None:
+        if param_key not in ckpt and _is_state_dict(ckpt):  # its keys are tensor names, not param keys
+            raise KeyError(f'{path} holds a bare state dict (tensor names at the top level, no params / params_ema '
+                           f'wrapper), so it has no param key {param_key!r}. Set the param key to ~ (null): '
+                           '`param_key_g: ~` (param_key_t for a teacher; no --param-key for the tools).')
         if param_key not in ckpt:
             raise KeyError(f'{path} has no param key {param_key!r}; it has {sorted(ckpt)[:8]}. '
                            'Set the param_key option to one of these (or ~ to auto-detect).')

@@ -25,8 +25,28 @@ def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool =
         state = _convert_original_rcan(net, state, path)
     check_finite(state, path, f'checkpoint for {option}')
     check_state_dict(net, state, path, option, strict=strict)
+    if not strict:
+        _report_non_strict(net, state, path, option)
     net.load_state_dict(state, strict=strict)
     return used
+
+
+def _report_non_strict(net: torch.nn.Module, state, path: str, option: str) -> list:
+    """A non-strict load says what it leaves at init and ignores, and refuses to load nothing at all (a key
+    prefix or another architecture would otherwise train on from random weights). Returns the mis-shaped keys."""
+    own = net.state_dict()
+    skipped = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if own and len(missing) + len(skipped) >= len(own):
+        raise ValueError(f'{path}: none of its {len(state)} tensors fits the network built from `{option}` (e.g. file '
+                         f'{list(state)[:3]} vs network {list(own)[:3]}), so a non-strict load would leave every '
+                         f'weight at init. Fix `{option}`, or strip the key prefix from the file.')
+    for label, keys in (('mis-shaped (kept at init)', skipped), ('missing in file (kept at init)', missing),
+                        ('not in the network (ignored)', unexpected)):
+        if keys:
+            logger.warning(f'{path} loaded non-strictly: {len(keys)} {label}: {keys[:5]}')
+    return skipped
 
 
 def _convert_original_rcan(net: torch.nn.Module, state, path: str):
@@ -62,14 +82,7 @@ def load_network_safely(net: torch.nn.Module, load_path: str, strict: bool = Tru
         state, _ = extract_state_dict(ckpt, param_key, load_path)
     check_finite(state, load_path, f'{option} weights')
     if not strict:
-        own = net.state_dict()
-        skipped = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        for label, keys in (('mis-shaped (kept at init)', skipped), ('missing in file (kept at init)', missing),
-                            ('not in the network (ignored)', unexpected)):
-            if keys:
-                logger.warning(f'{load_path} loaded non-strictly: {len(keys)} {label}: {keys[:5]}')
+        skipped = _report_non_strict(net, state, load_path, option)
         state = type(state)((k, v) for k, v in state.items() if k not in skipped)
     logger.info(f'Loading {net.__class__.__name__} from {load_path}, with param key: [{param_key}].')
     try:  # the network's own load_state_dict decides (quantized students complete their quantizer state)

@@ -82,7 +82,14 @@ class DUKDModel(KDModel):
                              f'{gt_size}px HR patch holds {self.scale**2} non-overlapping {lq_size}px tiles. Lower '
                              'num_tiles (authors: n_gt_sub) or use positions: random.')
         if self.dukd.zoom_out:
-            small = -(-lq_size // self.scale)
+            small = -(-lq_size // self.scale)  # zoom_out: MATLAB imresize rounds the size up
+            if small * self.scale != lq_size:  # the student's output of it is compared with the LR patch
+                fits = self.scale**2
+                raise ValueError(f'datasets.train.gt_size {gt_size} at scale {self.scale} gives {lq_size}px LR '
+                                 f'patches, which zoom-out shrinks to {small}px: the student returns '
+                                 f'{small * self.scale}px, not the {lq_size}px LR label. Use a gt_size that is a '
+                                 f'multiple of scale x scale = {fits} (e.g. {gt_size // fits * fits or fits} or '
+                                 f'{-(-gt_size // fits) * fits}), or set train.dukd_opt.zoom_out: false.')
             for label, net in (('teacher', self.net_t), ('student', self.get_bare_model(self.net_g))):
                 multiple = window_multiple(net)
                 if padding_needed(small, multiple) >= small:

@@ -242,7 +242,8 @@ class KDModel(SRModel):
                 raise FloatingPointError(
                     f'iter {current_iter}: non-finite loss ({terms}) in {self._consecutive_skips} iterations in a row, '
                     f'more than train.max_consecutive_skips ({self.max_consecutive_skips}): the run has diverged. '
-                    'The last checkpoint is intact; resume from it with a lower learning rate.')
+                    'The last checkpoint is intact; start a new run from it with a lower learning rate '
+                    '(docs/scaling.md).')
             get_root_logger().warning(f'iter {current_iter}: non-finite loss ({terms}); step skipped')
             return False
         raise FloatingPointError(f'iter {current_iter}: non-finite loss ({terms}). The last checkpoint is intact; '
@@ -258,8 +259,8 @@ class KDModel(SRModel):
         if skipped > iters - skipped:
             raise RuntimeError(f'training skipped {skipped} of its {iters} iterations for a non-finite loss '
                                '(train.nonfinite: skip), more than it trained on: the weights are not a trained '
-                               'result and net_g_latest.pth was not written. Resume from an earlier checkpoint with '
-                               'a lower learning rate.')
+                               'result and net_g_latest.pth was not written. Start a new run from an earlier '
+                               'checkpoint with a lower learning rate (docs/scaling.md).')
         get_root_logger().warning(f'{skipped} of {iters} iterations were skipped for a non-finite loss.')
 
     def backward_step(self, l_total, loss_dict, current_iter):
@@ -324,7 +325,9 @@ class KDModel(SRModel):
     # ----------------------------------------------------------------------------------------- saving
     def resume_training(self, resume_state):
         """Optimizers, schedulers, extras, the fp16 grad scaler and this rank's RNG states."""
+        wanted = _schedule_settings(self.optimizers, self.schedulers)  # what the options built
         super().resume_training(resume_state)
+        _refuse_changed_schedule(wanted, _schedule_settings(self.optimizers, self.schedulers), resume_state['iter'])
         for name, module in getattr(self, 'extra_trainable', {}).items():
             path = os.path.join(self.opt['path']['models'], f"net_{name}_{resume_state['iter']}.pth")
             load_weights(module, path, 'params', True, option=f'extra module {name}')
@@ -399,3 +402,36 @@ class KDModel(SRModel):
 
 
 MODEL_REGISTRY._do_register('BaseKD', KDModel)  # the authors' name for output KD
+
+
+# Progress, not settings: these change as training runs and are rightly restored from the training state.
+_PROGRESS_KEYS = {'lr', 'params', 'last_epoch', '_step_count', '_is_initial', '_get_lr_called_within_step', '_last_lr',
+                  'verbose', 'foreach', 'fused', 'capturable', 'differentiable'}
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _schedule_settings(optimizers, schedulers) -> list:
+    """The learning-rate settings of each optimizer group and scheduler (initial lr, betas, milestones, ...)."""
+    found = [(f'optimizer {i} group {g}', {k: _plain(v) for k, v in group.items() if k not in _PROGRESS_KEYS})
+             for i, opt in enumerate(optimizers) for g, group in enumerate(opt.param_groups)]
+    found += [(f'scheduler {i} ({type(sch).__name__})', {k: _plain(v) for k, v in sch.state_dict().items()
+                                                          if k not in _PROGRESS_KEYS})
+              for i, sch in enumerate(schedulers)]
+    return found
+
+
+def _refuse_changed_schedule(wanted: list, restored: list, iteration: int) -> None:
+    """BasicSR's resume restores the saved optimizer and scheduler, so a learning rate, beta or milestone changed
+    in the options since would be ignored without a word; refuse instead."""
+    changes = [f'{where} {key}: options {new[key]!r}, training state {old[key]!r}'
+               for (where, new), (_, old) in zip(wanted, restored)
+               for key in new if key in old and new[key] != old[key]]
+    if changes:
+        raise ValueError(
+            f'resume from iter {iteration}: the options change learning-rate settings that the saved training state '
+            f'fixes ({"; ".join(changes[:4])}), and resuming would keep the saved ones. Restore those options to '
+            'resume; to go on with new settings, start a new run from the checkpoint instead '
+            '(path.pretrain_network_g: experiments/<name>/models/net_g_<iter>.pth, param_key_g: params_ema).')

@@ -23,7 +23,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from . import schema
 from .file import load_options
-from .spec import Context, Section, describe, suggestion
+from .spec import OWN_KEYS_HINT, Context, Section, describe, signature_keys, suggestion
 
 
 class OptionError(ValueError):
@@ -66,6 +66,8 @@ def validate_options(opt, is_train=True, source='the options'):
     _foreign_keys_error(opt, '', foreign_top, own_top, opt.get('model_type'), ctx)
     Section(top_keys).validate({k: v for k, v in opt.items() if k not in foreign_top or k in own_top}, '', ctx)
     schema.scale_mismatches(opt, ctx)
+    schema.channel_mismatches(opt, ctx)
+    schema.ignored_self_ensemble(opt, families, ctx)
     if is_train and families.get('kd'):
         schema.untrained_teacher(opt, ctx)
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
@@ -105,6 +107,21 @@ def _train_section(families, model_cls):
             {k: v for k, v in value.items() if k not in foreign or k in own}, path, ctx)
 
     return validate
+
+
+def check_network(block, source='the options', where='network_g'):
+    """A network block checked as train.py checks one (registered type, the constructor's arguments), for the
+    tools that build a network without a whole option file (infer, benchmark). Raises OptionError naming each
+    bad or missing argument and the arguments the architecture takes."""
+    ctx = Context(opt={}, is_train=False)
+    schema.NETWORK(block, where, ctx)
+    if not ctx.errors:
+        return
+    lines = [f'  {path}: {message.replace(OWN_KEYS_HINT, "")}' for path, message in ctx.errors]
+    arch = schema._network_class(block)
+    if arch is not None:
+        lines.append(f'  {block["type"]} takes: {", ".join(signature_keys(arch)[0])}')
+    raise OptionError(f'{source}: {where} does not build a network; nothing was run.\n' + '\n'.join(lines))
 
 
 def load_option_file(path, force_yml=None):

@@ -293,6 +293,15 @@ def declared_families(model_cls):
     return set().union(*(vars(cls).get('option_families', ()) for cls in model_cls.__mro__))
 
 
+def _network_settings(block, arch, keys):
+    """``(key, value, note)`` for each of ``keys`` in the constructor of ``arch``: the block's value, else the
+    default (``note`` then says so)."""
+    params = inspect.signature(arch).parameters
+    for key in keys:
+        default = params[key].default if key in params else None
+        yield key, block.get(key, default), '' if key in block else ' (its default)'
+
+
 def scale_mismatches(opt, ctx):
     """A network whose upscale factor differs from ``scale``: data and network would disagree on every size."""
     scale = opt.get('scale')
@@ -301,13 +310,42 @@ def scale_mismatches(opt, ctx):
         arch = _network_class(block)
         if arch is None or not POSITIVE.accepts(scale):
             continue
-        params = inspect.signature(arch).parameters
-        for key in UPSCALE_KEYS:
-            default = params[key].default if key in params else None
-            factor = block.get(key, default)
+        for key, factor, note in _network_settings(block, arch, UPSCALE_KEYS):
             if POSITIVE.accepts(factor) and factor != scale:
-                ctx.error('scale', f'{scale}, but {net}.{key} is {factor}{"" if key in block else " (its default)"}: '
+                ctx.error('scale', f'{scale}, but {net}.{key} is {factor}{note}: '
                           f'the data is made for x{scale}; set both to the same factor')
+
+
+IN_CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'in_channels')
+
+
+def channel_mismatches(opt, ctx):
+    """A ``color: y`` dataset (1-channel images) feeding a network built for more channels: BasicSR runs it and
+    fails deep in the metrics (an AssertionError on the image shapes). The teacher sees the training set only."""
+    datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}
+    grey = [name for name, d in datasets.items() if isinstance(d, dict) and d.get('color') == 'y']
+    for net in ('network_g', 'network_t'):
+        block = opt.get(net)
+        arch = _network_class(block)
+        if arch is None:
+            continue
+        for key, channels, note in _network_settings(block, arch, IN_CHANNEL_KEYS):
+            if not POSITIVE.accepts(channels) or channels == 1:
+                continue
+            for name in grey if net == 'network_g' else [n for n in grey if n == 'train']:
+                ctx.error(f'datasets.{name}.color', f"'y' feeds 1-channel (Y) images, but {net}.{key} is "
+                          f'{channels}{note}: set {net}.{key}: 1 (and its output channels to 1) for Y-channel SR, or '
+                          'remove `color: y` (an RGB network is scored on Y with the metric\'s test_y_channel: true)')
+
+
+def ignored_self_ensemble(opt, families, ctx):
+    """``val.self_ensemble: true`` under a model type whose ``test`` never reads it: BasicSR's models score one pass.
+    KDModel.test (the KD family, which needs no teacher to test) averages the 8 flips / rotations."""
+    val = opt.get('val')
+    if isinstance(val, dict) and val.get('self_ensemble') is True and not families.get('kd'):
+        ctx.error('val.self_ensemble', f"true, but model_type {opt.get('model_type')} ignores it and scores one "
+                  'pass. Use one of this project\'s model types, which average the 8 flips / rotations (e.g. '
+                  'model_type: DUKDModel or KDModel; test.py needs no teacher for them), or remove the key.')
 
 
 def untrained_teacher(opt, ctx):

@@ -174,8 +174,11 @@ def suggestion(name, known: Sequence[str], what='known keys here') -> str:
     return f'did you mean `{close[0]}`?' if close else f'{what}: {", ".join(sorted(map(str, known)))}'
 
 
+OWN_KEYS_HINT = ' (a key of your own: list it in `allow_unknown_keys`)'
+
+
 def unknown_key_message(key, known: Sequence[str]) -> str:
-    return f'unknown key; {suggestion(key, known)} (a key of your own: list it in `allow_unknown_keys`)'
+    return f'unknown key; {suggestion(key, known)}{OWN_KEYS_HINT}'
 
 
 def _accepts(spec, value) -> bool:
