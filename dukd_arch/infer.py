@@ -17,6 +17,7 @@ import sys
 from typing import Dict, List, Tuple
 
 import cv2
+import numpy as np
 
 from .upsampler import ALPHA_MODES, StudentUpsampler
 
@@ -66,6 +67,27 @@ def _writable(out: str, img) -> Tuple[str, str]:
     return out, ''
 
 
+# EXIF orientation -> the array operation that shows the image upright (PIL's exif_transpose, in numpy)
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
+
+
+def read_upright(path: str):
+    """The image as OpenCV reads it unchanged (depth, alpha), turned upright by its EXIF orientation, which
+    ``IMREAD_UNCHANGED`` ignores: a phone photo would otherwise come back on its side (the output has no EXIF)."""
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        return None
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # no EXIF reader for this format: the pixels as stored
+        return img
+    turn = _ORIENT.get(orientation)
+    return np.ascontiguousarray(turn(img)) if turn else img
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m dukd_arch.infer', description=__doc__.split('\n\n')[0])
     parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
@@ -108,7 +130,7 @@ def main(argv=None) -> int:
     failures = []
     for path in tqdm(inputs, unit='image', disable=len(inputs) == 1 or not sys.stderr.isatty()):
         try:
-            img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            img = read_upright(path)
             if img is None or img.size == 0:
                 raise ValueError('not a readable image (corrupt, empty or an unsupported format)')
             out_img = upsampler.enhance(img)

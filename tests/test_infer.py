@@ -81,6 +81,25 @@ def test_folder_in_folder_out_keeps_formats_depth_and_channels_and_reports_a_cor
     assert len(os.listdir(out)) == len(cases)
 
 
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_a_photo_comes_out_the_way_viewers_show_it(tmp_path, orientation):
+    # EXIF orientation (phones): the output carries no EXIF, so the pixels must be turned upright first
+    from PIL import Image, ImageOps
+    from dukd_arch.infer import read_upright
+    rgb = _photo(h=9, w=14)[..., ::-1]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = str(tmp_path / 'phone.png')  # lossless, so PIL's and OpenCV's decoders agree on every pixel
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path, exif=exif)
+    with Image.open(path) as im:
+        shown = np.asarray(ImageOps.exif_transpose(im))[..., ::-1]
+    assert np.array_equal(read_upright(path), shown)
+    ckpt, opt, _ = _student(tmp_path)
+    assert infer_main(['-i', path, '-o', str(tmp_path / 'sr'), '--checkpoint', ckpt, '-opt', opt]) == 0
+    assert cv2.imread(str(tmp_path / 'sr' / 'phone_sr.png')).shape[:2] == (shown.shape[0] * SCALE,
+                                                                         shown.shape[1] * SCALE)
+
+
 def test_alpha_is_upscaled_on_its_own(tmp_path):
     ckpt, opt, _ = _student(tmp_path)
     rgba = _photo(channels=4)
