@@ -55,6 +55,8 @@ def student_network_options(checkpoint: str, options: Union[None, str, dict] = N
         if meta.get('network_g'):
             net_opt = json.loads(meta['network_g'])
             check_network(net_opt, f'{checkpoint} metadata')
+            if options is not None:
+                _same_network(net_opt, options, checkpoint)
             return net_opt, f'{checkpoint} metadata'
     source = options
     if source is None:
@@ -70,6 +72,23 @@ def student_network_options(checkpoint: str, options: Union[None, str, dict] = N
     source = source if isinstance(source, str) else 'the options'
     check_network(opt['network_g'], source)  # a bad argument named with the accepted ones, not a TypeError
     return dict(opt['network_g']), source
+
+
+def _same_network(net_opt: dict, options: Union[str, dict], checkpoint: str) -> None:
+    """Options given beside a file that names its own network must agree with it (the file's weights win): a
+    silently ignored -opt / --network would leave the user believing another network ran."""
+    opt = load_options(options) if isinstance(options, str) else options
+    given = (opt or {}).get('network_g') if isinstance(opt, dict) else None
+    if not given:
+        return
+    given = json.loads(json.dumps(dict(given)))
+    differ = sorted(k for k in set(given) & set(net_opt) if given[k] != net_opt[k])
+    if differ:
+        where = options if isinstance(options, str) else 'the given network options'
+        raise ValueError(f'{checkpoint} names its own network, which differs from {where} in '
+                         + ', '.join(f'{k} ({net_opt[k]!r} in the file, {given[k]!r} given)' for k in differ)
+                         + ': its weights are for the network it names. Drop -opt / --network, or use the checkpoint '
+                         'those options belong to.')
 
 
 def load_student(checkpoint: str, options: Union[None, str, dict] = None, param_key: Optional[str] = None,

@@ -141,6 +141,17 @@ def test_ema_weights_and_every_checkpoint_form_give_the_same_image(tmp_path):
     assert torch.equal(net.state_dict()['conv_first.weight'], ema.state_dict()['conv_first.weight'])
 
 
+def test_options_that_contradict_a_file_naming_its_own_network_are_refused(tmp_path):
+    ckpt, opt, _ = _student(tmp_path)
+    assert export_main(['-opt', opt, '--checkpoint', ckpt, '--out', str(tmp_path / 'st'), '--safetensors']) == 0
+    shipped = str(tmp_path / 'st' / 'student.safetensors')
+    StudentUpsampler(shipped, opt, device='cpu')  # the options it was exported with agree: fine
+    other = tmp_path / 'other.yml'
+    other.write_text(yaml.safe_dump(tool_options({**TINY_EDSR, 'num_block': TINY_EDSR['num_block'] + 1})))
+    with pytest.raises(ValueError, match=r'names its own network, which differs from .*other.yml in num_block'):
+        StudentUpsampler(shipped, str(other), device='cpu')
+
+
 def test_options_are_found_beside_a_training_checkpoint_or_asked_for(tmp_path):
     root = tmp_path / 'experiments' / 'unit'
     (root / 'models').mkdir(parents=True)
