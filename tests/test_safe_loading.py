@@ -177,6 +177,21 @@ def test_non_strict_teacher_says_what_it_skips_and_refuses_to_load_nothing(tmp_p
         load_network_safely(_tiny_student(), path, strict=False)
 
 
+def test_auto_detected_teacher_key_says_when_an_ema_copy_was_passed_over(tmp_path, records):
+    from dukd_arch.archs.teacher import build_teacher
+    opt = make_opt(tmp_path)
+    path = opt['path']['pretrain_network_t']
+    state = torch.load(path, weights_only=True)['params']
+    torch.save({'params': state, 'params_ema': {k: v * 0.5 for k, v in state.items()}}, path)
+    opt['path']['param_key_t'] = None
+    build_teacher(opt, torch.device('cpu'))
+    assert any('holds both "params" and "params_ema"' in m for m in records)
+    records.clear()
+    opt['path']['param_key_t'] = 'params_ema'
+    build_teacher(opt, torch.device('cpu'))
+    assert not any('holds both' in m for m in records)
+
+
 def test_old_torch_is_refused_for_pth_files(tmp_path, monkeypatch):
     torch.save({'params': {'w': torch.ones(1)}}, str(tmp_path / 'w.pth'))
     monkeypatch.setattr(torch, '__version__', '2.5.1')

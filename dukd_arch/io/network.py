@@ -21,6 +21,10 @@ def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool =
     """Load ``path`` into ``net`` safely; returns the param key used. Errors name the file and the fix."""
     ckpt = read_checkpoint(path, what=f'checkpoint for {option}')
     state, used = extract_state_dict(ckpt, param_key, path)
+    if param_key is None and used == 'params' and isinstance(ckpt.get('params_ema'), dict):
+        logger.warning(f'{path} holds both "params" and "params_ema"; auto-detection loads "params" (as the authors\' '
+                       'default does). A teacher trained with EMA was validated with "params_ema": set the '
+                       'param key to choose.')
     if is_original_rcan(state) and 'head.0.weight' not in net.state_dict():
         state = _convert_original_rcan(net, state, path)
     check_finite(state, path, f'checkpoint for {option}')
