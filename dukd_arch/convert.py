@@ -4,7 +4,7 @@
 
 * ``OUT`` ending in ``.safetensors``: a safetensors file (no pickle at all);
   ``.pth``/``.pt``: ``{'params': state_dict}`` (BasicSR's layout), or the bare state dict with ``--bare``.
-* An original RCAN release (EDSR-PyTorch key names) is renamed to BasicSR ``RCAN`` keys unless
+* An original RCAN or EDSR release (EDSR-PyTorch key names) is renamed to BasicSR ``RCAN`` / ``EDSR`` keys unless
   ``--keep-names`` is given.
 * ``--unsafe-trust`` is the ONLY place in dukd that unpickles arbitrary objects
   (``torch.load(weights_only=False)``): use it once, on a file you trust, to get rid of the pickle.
@@ -20,7 +20,7 @@ import torch
 
 from .io.atomic import atomic_save
 from .io.checkpoint import extract_state_dict, read_checkpoint, read_trusted
-from .io.rcan_convert import convert_rcan_state_dict, is_original_rcan
+from .io.edsr_pytorch_convert import convert_original_state_dict, original_kind
 from .io.safetensors_file import save_safetensors_file
 
 WEIGHT_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
@@ -45,9 +45,10 @@ def load_state_dict_for_conversion(path: str, param_key: Optional[str] = None, u
     ckpt = _modules_to_state_dicts(ckpt)
     state, used = extract_state_dict(ckpt, param_key, path)
     notes = {'source': os.path.basename(path), 'param_key': used or '(bare state dict)'}
-    if not keep_names and is_original_rcan(state):
-        state, mean = convert_rcan_state_dict(state, path)
-        notes['converted'] = 'original RCAN -> BasicSR RCAN keys'
+    kind = None if keep_names else original_kind(state)
+    if kind:
+        state, mean = convert_original_state_dict(state, path, kind)
+        notes['converted'] = f'original {kind} -> BasicSR {kind} keys'
         if mean is not None:
             notes['rgb_mean'] = str(list(mean))
     return OrderedDict((k, v.detach().contiguous().clone()) for k, v in state.items()), notes
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
                         help='unpickle the input with weights_only=False. Runs code stored in the file: '
                         'only for files from a source you trust')
     parser.add_argument('--bare', action='store_true', help='.pth output: bare state dict instead of {"params": ...}')
-    parser.add_argument('--keep-names', action='store_true', help='do not rename original RCAN keys')
+    parser.add_argument('--keep-names', action='store_true', help='do not rename original RCAN / EDSR keys')
     args = parser.parse_args(argv)
     try:
         state, notes = load_state_dict_for_conversion(args.input, args.param_key, args.unsafe_trust, args.keep_names)

@@ -1,4 +1,4 @@
-"""Teachers from the files users own: original RCAN releases, spandrel-detected models, safe loading."""
+"""Teachers from the files users own: original RCAN / EDSR releases, spandrel-detected models, safe loading."""
 import argparse
 import logging
 import math
@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 import torch
+from torch import nn
 
 import dukd_arch  # noqa: F401  (registers archs, patches basicsr)
 from basicsr.archs import build_network
@@ -17,8 +18,9 @@ from basicsr.archs.swinir_arch import SwinIR
 from dukd_arch.convert import main as convert_main
 from dukd_arch.ops import forward_padded
 from dukd_arch.io.checkpoint import read_checkpoint
-from dukd_arch.io.rcan_convert import (convert_rcan_state_dict, is_original_rcan, original_rcan_from_basicsr,
-                                          rcan_layout)
+from dukd_arch.io.edsr_pytorch_convert import (convert_original_state_dict, edsr_layout, is_original_edsr,
+                                              is_original_rcan, original_kind, original_rcan_from_basicsr,
+                                              rcan_layout)
 from dukd_arch.archs.teacher import build_teacher, probe_scale, window_multiple
 from dukd_arch.io.network import load_weights
 
@@ -59,7 +61,7 @@ def test_original_rcan_is_detected_and_its_layout_read(rcan_pair):
 
 def test_conversion_inverts_the_map_and_drops_mean_shift(rcan_pair):
     net, original = rcan_pair
-    converted, mean = convert_rcan_state_dict(original)
+    converted, mean = convert_original_state_dict(original)
     own = net.state_dict()
     assert set(converted) == set(own)
     assert all(torch.equal(converted[k], own[k]) for k in own)
@@ -100,7 +102,7 @@ def test_unknown_keys_in_an_rcan_like_file_are_refused(rcan_pair):
     bad = dict(original)
     bad['tail.2.weight'] = torch.zeros(1)
     with pytest.raises(ValueError, match='tail.2.weight'):
-        convert_rcan_state_dict(bad, 'weird.pt')
+        convert_original_state_dict(bad, 'weird.pt')
 
 
 def test_conversion_agrees_with_an_independent_rcan_implementation(rcan_pair):
@@ -109,10 +111,143 @@ def test_conversion_agrees_with_an_independent_rcan_implementation(rcan_pair):
     net, original = rcan_pair
     reference = ModelLoader().load_from_state_dict(original).model.eval()
     converted = RCAN(**TINY_RCAN).eval()
-    converted.load_state_dict(convert_rcan_state_dict(original)[0])
+    converted.load_state_dict(convert_original_state_dict(original)[0])
     x = torch.rand(1, 3, 10, 12)
     with torch.no_grad():
         torch.testing.assert_close(converted(x), reference(x), atol=1e-5, rtol=0)
+
+
+# ---- original EDSR releases (EDSR-PyTorch: edsr_baseline_x2 ... edsr_x4) -------------------------------------
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+class _MeanShift(nn.Conv2d):
+    """EDSR-PyTorch ``common.MeanShift`` (rgb_std 1): x -/+ rgb_range * mean as a fixed 1x1 conv."""
+
+    def __init__(self, rgb_range, rgb_mean=DIV2K_MEAN, sign=-1):
+        super().__init__(3, 3, kernel_size=1)
+        self.weight.data = torch.eye(3).view(3, 3, 1, 1)
+        self.bias.data = sign * rgb_range * torch.tensor(rgb_mean)
+        self.requires_grad_(False)
+
+
+def _conv(c_in, c_out):  # common.default_conv
+    return nn.Conv2d(c_in, c_out, 3, padding=1)
+
+
+class _ResBlock(nn.Module):
+    """``common.ResBlock`` without BN: body = conv, ReLU, conv; residual scaled by res_scale."""
+
+    def __init__(self, n_feats, res_scale):
+        super().__init__()
+        self.body = nn.Sequential(_conv(n_feats, n_feats), nn.ReLU(True), _conv(n_feats, n_feats))
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return self.body(x).mul(self.res_scale) + x
+
+
+class _OriginalEDSR(nn.Module):
+    """EDSR-PyTorch ``model/edsr.py`` (rgb_range 255), the module structure that names the released keys."""
+
+    def __init__(self, n_feats, n_resblocks, scale, res_scale, rgb_mean=DIV2K_MEAN):
+        super().__init__()
+        self.sub_mean, self.add_mean = _MeanShift(255, rgb_mean), _MeanShift(255, rgb_mean, sign=1)
+        self.head = nn.Sequential(_conv(3, n_feats))
+        self.body = nn.Sequential(*[_ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], _conv(n_feats, n_feats))
+        if scale == 3:  # common.Upsampler: one conv + shuffle for x3, one per x2 step for 2^n
+            up = [_conv(n_feats, 9 * n_feats), nn.PixelShuffle(3)]
+        else:
+            up = [m for _ in range(int(math.log2(scale))) for m in (_conv(n_feats, 4 * n_feats), nn.PixelShuffle(2))]
+        self.tail = nn.Sequential(nn.Sequential(*up), _conv(n_feats, 3))
+
+    def forward(self, x):  # x in [0, 255]
+        x = self.head(self.sub_mean(x))
+        return self.add_mean(self.tail(self.body(x) + x))
+
+
+# (scale, num_feat, num_block, res_scale): the baseline (res_scale 1) and large (0.1) settings, tiny widths
+EDSR_CASES = [(2, 8, 2, 1.0), (3, 8, 2, 0.1), (4, 12, 3, 0.1)]
+
+
+def _original_edsr(scale, num_feat, num_block, res_scale, rgb_mean=DIV2K_MEAN):
+    torch.manual_seed(scale)
+    net = _OriginalEDSR(num_feat, num_block, scale, res_scale, rgb_mean).eval()
+    with torch.no_grad():  # random weights everywhere but the fixed MeanShift layers
+        for name, p in net.named_parameters():
+            if not name.startswith(('sub_mean', 'add_mean')):
+                p.copy_(torch.randn_like(p) * 0.1)
+    return net
+
+
+def _edsr_teacher_opt(path, scale, num_feat, num_block, res_scale):
+    return {'network_t': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': num_feat, 'num_block': num_block,
+                          'upscale': scale, 'res_scale': res_scale, 'img_range': 255, 'rgb_mean': list(DIV2K_MEAN)},
+            'path': {'pretrain_network_t': path}}
+
+
+@pytest.mark.parametrize('scale, num_feat, num_block, res_scale', EDSR_CASES)
+def test_original_edsr_file_loads_with_the_original_outputs(tmp_path, caplog, scale, num_feat, num_block, res_scale):
+    original = _original_edsr(scale, num_feat, num_block, res_scale)
+    state = original.state_dict()
+    assert original_kind(state) == 'EDSR' and not is_original_rcan(state)
+    assert edsr_layout(state) == dict(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, upscale=scale)
+    path = str(tmp_path / f'edsr_x{scale}.pt')
+    torch.save(state, path, _use_new_zipfile_serialization=scale != 2)  # the 2018 releases predate the zip format
+    opt = _edsr_teacher_opt(path, scale, num_feat, num_block, res_scale)
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        teacher = build_teacher(opt, torch.device('cpu'))
+    assert 'original EDSR checkpoint (EDSR-PyTorch key names) converted to BasicSR EDSR keys' in caplog.text
+    assert 'RGB mean' not in caplog.text
+    x = torch.rand(2, 3, 9, 7)
+    with torch.no_grad():
+        diff = (teacher(x) - original(x * 255) / 255).abs().max().item()
+    assert diff < 1e-5, diff
+
+
+def test_original_edsr_mean_mismatch_is_reported(tmp_path, caplog):
+    path = str(tmp_path / 'edsr_other_mean.pt')
+    torch.save(_original_edsr(*EDSR_CASES[0], rgb_mean=(0.5, 0.5, 0.5)).state_dict(), path)
+    with caplog.at_level(logging.WARNING, logger='basicsr'):
+        build_teacher(_edsr_teacher_opt(path, *EDSR_CASES[0]), torch.device('cpu'))
+    assert 'rgb_mean: [0.5, 0.5, 0.5]' in caplog.text
+
+
+@pytest.mark.parametrize('wrong', [{'num_block': 3}, {'num_feat': 12}, {'upscale': 4}])
+def test_original_edsr_that_does_not_fit_names_the_file_and_its_layout(tmp_path, wrong):
+    path = str(tmp_path / 'edsr_baseline_x2.pt')
+    torch.save(_original_edsr(*EDSR_CASES[0]).state_dict(), path)
+    opt = _edsr_teacher_opt(path, *EDSR_CASES[0])
+    opt['network_t'].update(wrong)
+    with pytest.raises(ValueError, match='does not fit the network built from `network_t`') as err:
+        build_teacher(opt, torch.device('cpu'))
+    assert path in str(err.value) and 'Fix `network_t`' in str(err.value)
+    assert 'num_feat: 8, num_block: 2, upscale: 2' in str(err.value)
+
+
+def test_edsr_and_rcan_originals_are_told_apart(rcan_pair, tmp_path):
+    _, rcan = rcan_pair
+    edsr = _original_edsr(*EDSR_CASES[0]).state_dict()
+    assert (original_kind(rcan), original_kind(edsr)) == ('RCAN', 'EDSR')
+    assert not is_original_edsr(rcan) and not is_original_rcan(edsr)
+    basicsr_edsr = EDSR(3, 3, num_feat=8, num_block=2, upscale=2).state_dict()
+    assert original_kind(basicsr_edsr) is None and original_kind(rcan_pair[0].state_dict()) is None
+    bad = dict(edsr, **{'body.0.body.1.running_mean': torch.zeros(8)})  # an EDSR with BatchNorm: not convertible
+    with pytest.raises(ValueError, match='body.0.body.1.running_mean'):
+        convert_original_state_dict(bad, 'edsr_bn.pt')
+    # AutoTeacher (spandrel has no EDSR) points at the BasicSR EDSR that loads the file
+    path = _save(edsr, str(tmp_path / 'edsr_baseline_x2.pt'), None)
+    with pytest.raises(ValueError, match=r'original EDSR-PyTorch EDSR.*type: EDSR, num_in_ch: 3'):
+        build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2})
+
+
+def test_convert_cli_renames_original_edsr(tmp_path, capsys):
+    original = _original_edsr(*EDSR_CASES[2])
+    src, out = str(tmp_path / 'edsr_x4.pt'), str(tmp_path / 'edsr_x4.safetensors')
+    torch.save(original.state_dict(), src)
+    assert convert_main([src, out]) == 0
+    assert 'original EDSR -> BasicSR EDSR keys' in capsys.readouterr().out
+    assert set(read_checkpoint(out)) == set(EDSR(3, 3, num_feat=12, num_block=3, upscale=4).state_dict())
 
 
 # ---- python -m dukd_arch.convert ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from torch import nn
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..io.checkpoint import extract_state_dict, read_checkpoint
+from ..io.edsr_pytorch_convert import edsr_network_t, is_original_edsr
 
 logger = logging.getLogger('basicsr')
 
@@ -83,6 +84,10 @@ class AutoTeacher(nn.Module):
         try:
             descriptor = spandrel.ModelLoader().load_from_state_dict(state)
         except spandrel.UnsupportedModelError as err:
+            if is_original_edsr(state):  # spandrel has no EDSR, BasicSR's EDSR loads the file (converted)
+                raise ValueError(f'{path} is an original EDSR-PyTorch EDSR, which spandrel does not know. Instead of '
+                                 f'AutoTeacher use {edsr_network_t(state)} and `path.pretrain_network_t:` this '
+                                 'file; its keys are converted to BasicSR\'s when it is loaded.') from err
             keys = list(state)[:6]
             raise ValueError(
                 f'{path}: spandrel {spandrel.__version__} does not recognise this architecture (first keys: {keys}). '

@@ -4,7 +4,7 @@
   of the zip records), picking the weights out of BasicSR ``.pth`` files and bare state dicts, the checks
   that name the file (non-finite values, keys and shapes that do not fit), and crash-safe saves.
 * ``shipped.py``: the ``dukd:<file>`` weights shipped in ``dukd_arch/weights/``, each pinned by its SHA-256.
-* ``rcan_convert.py``: original RCAN releases (EDSR-PyTorch key names) to BasicSR's ``RCAN`` keys.
+* ``edsr_pytorch_convert.py``: original RCAN and EDSR releases (EDSR-PyTorch key names) to BasicSR's keys.
 * ``network.py``: a built network gets its weights: teachers, BasicSR's ``load_network`` and trained students.
 
 Lower layer: imports torch and its own modules only, never the archs, models or options.

@@ -1,4 +1,4 @@
-"""A network's weights from a checkpoint file: teachers (any layout, original RCAN releases converted), BasicSR's
+"""A network's weights from a checkpoint file: teachers (any layout, original RCAN / EDSR releases converted), BasicSR's
 ``load_network`` through the safe reader, and trained students for evaluation and export (the EMA weights when
 the checkpoint has them).
 
@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from .checkpoint import check_finite, check_state_dict, extract_state_dict, read_checkpoint
-from .rcan_convert import convert_rcan_state_dict, is_original_rcan
+from .edsr_pytorch_convert import convert_original_state_dict, edsr_network_t, original_kind
 
 logger = logging.getLogger('basicsr')
 
@@ -25,10 +25,18 @@ def load_weights(net: torch.nn.Module, path: str, param_key=None, strict: bool =
         logger.warning(f'{path} holds both "params" and "params_ema"; auto-detection loads "params" (as the authors\' '
                        'default does). A teacher trained with EMA was validated with "params_ema": set the '
                        'param key to choose.')
-    if is_original_rcan(state) and 'head.0.weight' not in net.state_dict():
-        state = _convert_original_rcan(net, state, path)
+    kind = original_kind(state) if 'head.0.weight' not in net.state_dict() else None
+    # computed before the keys are renamed, for the error below
+    fits = edsr_network_t(state) if kind == 'EDSR' else None
+    if kind:
+        state = _convert_original(net, state, path, kind)
     check_finite(state, path, f'checkpoint for {option}')
-    check_state_dict(net, state, path, option, strict=strict)
+    try:
+        check_state_dict(net, state, path, option, strict=strict)
+    except ValueError as err:
+        if fits:  # the renamed keys alone would not say which EDSR the file holds
+            raise ValueError(f'{err}\n  {path} is an original EDSR; it fits {fits}.') from None
+        raise
     if not strict:
         _report_non_strict(net, state, path, option)
     net.load_state_dict(state, strict=strict)
@@ -53,10 +61,10 @@ def _report_non_strict(net: torch.nn.Module, state, path: str, option: str) -> l
     return skipped
 
 
-def _convert_original_rcan(net: torch.nn.Module, state, path: str):
-    """Original RCAN release (EDSR-PyTorch names) into a BasicSR RCAN: rename keys, check the mean."""
-    state, file_mean = convert_rcan_state_dict(state, path)
-    logger.info(f'{path}: original RCAN checkpoint (EDSR-PyTorch key names) converted to BasicSR RCAN keys '
+def _convert_original(net: torch.nn.Module, state, path: str, kind: str):
+    """Original RCAN / EDSR release (EDSR-PyTorch names) into its BasicSR network: rename keys, check the mean."""
+    state, file_mean = convert_original_state_dict(state, path, kind)
+    logger.info(f'{path}: original {kind} checkpoint (EDSR-PyTorch key names) converted to BasicSR {kind} keys '
                 f'({len(state)} tensors; MeanShift layers dropped).')
     net_mean = getattr(net, 'mean', None)
     if file_mean is not None and torch.is_tensor(net_mean):
