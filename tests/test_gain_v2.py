@@ -97,12 +97,22 @@ def test_paired_differences_and_headline(tmp_path):
     assert v2.paired(results, v2.DECIDING, 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([0.1, 0.2, 0.3])
     assert v2.paired(results, v2.LONG, 'dukd_edsr', 'kd', v2.ALL) == pytest.approx([-0.1, -0.2, -0.3])
     sentence = v2.headline(results, bicubic)
-    assert ('At 4000 iterations (every row above bicubic interpolation: 31.31-31.51 dB against 31.00; 3 of 3 seeds): '
-            'DUKD with the published EDSR x4 setting minus output KD scores -0.20 dB [-0.45, +0.05]') in sentence
+    # with all its seeds in, the long cell (students above bicubic) leads and the 2000-iteration cell follows
+    assert sentence.startswith('Study v2 (public PAN x4 teacher reproducing its published table; 17 k-parameter '
+                               'students; LR patch 48; 4000 iterations; every row above bicubic interpolation: '
+                               '31.31-31.51 dB against 31.00; 3 of 3 seeds), over the 187 images')
+    assert ('3 of 3 seeds), over the 187 images of Set5, Set14, BSD68 and Urban100: DUKD with the published EDSR x4 '
+            'setting minus output KD scores -0.20 dB [-0.45, +0.05]') in sentence
+    assert (' At 2000 iterations (every row still below bicubic interpolation: 29.97-30.21 dB against 31.00; 3 of 3 '
+            'seeds): DUKD with the published EDSR x4 setting minus output KD scores +0.20 dB') in sentence
+    assert 'minus scratch' not in sentence  # no scratch runs in the long cell yet
+    results += [_fake('scratch', s, 1.6 - 0.01 * s, iters=4000) for s in gains]  # KD - scratch: -0.10, -0.09, -0.08
+    assert 'output KD minus scratch scores -0.09 dB [-0.11, -0.07] (95 % t-interval, below 0).' in \
+        v2.headline(results, bicubic)
     for r in results:
         with open(tmp_path / f"{r['name']}.json", 'w') as f:
             json.dump(r, f)
-    assert len(v2.load(str(tmp_path))) == 15
+    assert len(v2.load(str(tmp_path))) == 18
 
 
 def test_pilot_and_study_results_are_read_apart(tmp_path):
