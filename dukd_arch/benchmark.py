@@ -106,7 +106,7 @@ def _network_option(text: Optional[str]) -> Optional[dict]:
 def load_model(checkpoint: str, options: Optional[str] = None, network: Optional[dict] = None,
                device: Optional[str] = None, self_ensemble: bool = False):
     """A ``StudentUpsampler`` over any checkpoint ``infer`` takes, or a bare / spandrel file with ``network``."""
-    from .upsampler import StudentUpsampler
+    from .upsampler import StudentUpsampler, UnknownNetworkError
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
     if network is not None and network.get('type') in ('AutoTeacher', 'dukd.AutoTeacher'):
@@ -115,7 +115,12 @@ def load_model(checkpoint: str, options: Optional[str] = None, network: Optional
         from .options import check_network
         check_network(network, '--network', 'network')
     opts = {'network_g': network} if network is not None else options
-    return StudentUpsampler(checkpoint, opts, device=device, self_ensemble=self_ensemble)
+    try:
+        return StudentUpsampler(checkpoint, opts, device=device, self_ensemble=self_ensemble)
+    except UnknownNetworkError as err:  # a public teacher's bare weights: this command can name the network itself
+        raise UnknownNetworkError(f'{err} Or name it here: --network "{{type: PAN, scale: 4}}" (any registered '
+                                  'architecture and its arguments), or --network "{type: AutoTeacher}" for a file '
+                                  'spandrel reads.') from None
 
 
 @torch.no_grad()

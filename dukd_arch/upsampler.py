@@ -47,6 +47,10 @@ def options_beside(checkpoint: str) -> Optional[str]:
     return found[0] if len(found) == 1 else None
 
 
+class UnknownNetworkError(ValueError):
+    """The checkpoint does not name its network and no options name it either."""
+
+
 def student_network_options(checkpoint: str, options: Union[None, str, dict] = None) -> Tuple[dict, str]:
     """``(network_g, where it came from)``: the checkpoint's own metadata first, then ``options`` (a dict or an
     options file), then the options file beside a training checkpoint."""
@@ -62,7 +66,7 @@ def student_network_options(checkpoint: str, options: Union[None, str, dict] = N
     if source is None:
         source = options_beside(checkpoint)
     if source is None:
-        raise ValueError(f'{checkpoint} does not say which network it holds: pass -opt OPTIONS.yml (the options file '
+        raise UnknownNetworkError(f'{checkpoint} does not say which network it holds: pass -opt OPTIONS.yml (the options file '
                          'the student was trained with), or ship the file written by '
                          '`python -m dukd_arch.export -opt OPTIONS.yml --checkpoint CKPT --out DIR --safetensors`.')
     opt = load_options(source) if isinstance(source, str) else source
