@@ -8,7 +8,8 @@
 written by ``python -m dukd_arch.export`` (carries ``network_g``), or its ``.onnx`` (onnxruntime).
 ``-opt`` supplies ``network_g`` when the checkpoint does not carry it (a training checkpoint under
 ``experiments/<name>/models/`` finds the options file BasicSR copied beside it). PNG, JPEG, WebP, TIFF (and
-BMP), 8 or 16 bit, grey, RGB or RGBA in; the output keeps the input's bit depth and channels. An input is
+BMP), 8 or 16 bit, grey, RGB or RGBA in; the output keeps the input's bit depth and channels (grey with alpha,
+which OpenCV reads as BGRA, comes back RGBA). An input is
 never overwritten; an unreadable image is reported, skipped, and makes the exit status 1.
 """
 import argparse
