@@ -104,13 +104,14 @@ def _network_option(text: Optional[str]) -> Optional[dict]:
 
 
 def load_model(checkpoint: str, options: Optional[str] = None, network: Optional[dict] = None,
-               device: Optional[str] = None, self_ensemble: bool = False):
-    """A ``StudentUpsampler`` over any checkpoint ``infer`` takes, or a bare / spandrel file with ``network``."""
+               device: Optional[str] = None, self_ensemble: bool = False, scale: Optional[int] = None):
+    """A ``StudentUpsampler`` over any checkpoint ``infer`` takes, or a bare / spandrel file with ``network``
+    (``AutoTeacher`` reads ``checkpoint``, and is checked against ``scale`` unless the block gives its own)."""
     from .upsampler import StudentUpsampler, UnknownNetworkError
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
     if network is not None and network.get('type') in ('AutoTeacher', 'dukd.AutoTeacher'):
-        network = {**network, 'path': network.get('path', checkpoint)}
+        network = {'path': checkpoint, **({'scale': scale} if scale else {}), **network}
     if network is not None:  # named as the user gave it, before StudentUpsampler checks it as network_g
         from .options import check_network
         check_network(network, '--network', 'network')
@@ -120,7 +121,7 @@ def load_model(checkpoint: str, options: Optional[str] = None, network: Optional
     except UnknownNetworkError as err:  # a public teacher's bare weights: this command can name the network itself
         raise UnknownNetworkError(f'{err} Or name it here: --network "{{type: PAN, scale: 4}}" (any registered '
                                   'architecture and its arguments), or --network "{type: AutoTeacher}" for a file '
-                                  'spandrel reads.') from None
+                                  'spandrel reads (its scale is checked against --scale).') from None
 
 
 @torch.no_grad()
@@ -284,7 +285,7 @@ def main(argv=None) -> int:
         if args.reference is not None and args.reference not in names:
             raise ValueError(f'--reference {args.reference!r} is not one of the models {names}')
         sets = [read_set(folder, args.scale) for folder in args.sets]
-        upsamplers = [load_model(c, o, _network_option(w), args.device, args.self_ensemble)
+        upsamplers = [load_model(c, o, _network_option(w), args.device, args.self_ensemble, args.scale)
                       for c, o, w in zip(args.checkpoint, options, networks)]
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)

@@ -3,6 +3,7 @@
 The table below is the single source of the paper's pairs and hyper-parameters (reference: the authors'
 configs). Run ``python scripts/make_options.py`` after changing it; the YAML files are what users edit.
 """
+import argparse
 import os
 
 import yaml
@@ -169,4 +170,5 @@ def main():
 
 
 if __name__ == '__main__':
+    argparse.ArgumentParser(description=__doc__.split('\n\n')[0]).parse_args()  # --help answers, never writes
     main()

@@ -7,6 +7,7 @@ docs/spandrel_students.md come from it. "reload": spandrel's loader rebuilds the
 built with (else build_spandrel_network logs what differs); "train": a forward + backward on a zoom-out-sized
 input padded to the network's window; "onnx": dukd_arch.export.export_onnx at LR 32.
 """
+import argparse
 import io
 import logging
 import sys
@@ -67,7 +68,13 @@ def survey(name: str, folder: str) -> dict:
 
 
 def main(argv=None) -> int:
-    names = (sys.argv[1:] if argv is None else argv) or list(CONFIGS)
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('names', nargs='*', metavar='CLASS',
+                        help=f'spandrel classes to survey (default: all: {", ".join(CONFIGS)})')
+    names = parser.parse_args(argv).names or list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f'no configuration for {", ".join(unknown)}; choose from {", ".join(CONFIGS)}')
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             print(survey(name, folder), flush=True)

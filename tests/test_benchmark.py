@@ -186,14 +186,15 @@ def test_public_imdn_teacher_reproduces_its_published_table(tmp_path):
     _reproduces_published_table(tmp_path, IMDN_FILE, '{type: IMDN, upscale: 4}', 715176, IMDN_PUBLISHED)
 
 
-def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path):
-    """``--network "{type: AutoTeacher}"``: spandrel builds the network from the file; same output as BasicSR's."""
+def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path, capsys):
+    """``--network "{type: AutoTeacher}"``: spandrel builds the network from the file (checked against --scale when
+    the block names no scale); same output as BasicSR's."""
     pytest.importorskip('spandrel')
     from basicsr.archs.srvgg_arch import SRVGGNetCompact
     torch.manual_seed(0)
     torch.save({'params': SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4).state_dict()}, tmp_path / 'c.pth')
     out = tmp_path / 'r.md'
-    rc = benchmark_main(['--checkpoint', str(tmp_path / 'c.pth'), '--network', '{type: AutoTeacher, scale: 4}',
+    rc = benchmark_main(['--checkpoint', str(tmp_path / 'c.pth'), '--network', '{type: AutoTeacher}',
                          '--name', 'auto', '--checkpoint', str(tmp_path / 'c.pth'), '--name', 'basicsr', '--network',
                          '{type: SRVGGNetCompact_basicsr, num_feat: 8, num_conv: 2, upscale: 4}', '--reference',
                          'basicsr', '--sets', _tiny_set(tmp_path / 'SetA', n=1), '--scale', '4', '--device', 'cpu',
@@ -201,6 +202,9 @@ def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path):
     assert rc == 0
     auto = json.loads((tmp_path / 'r.json').read_text())['models'][0]
     assert auto['name'] == 'auto' and auto['sets']['SetA']['psnr_to_reference'] == float('inf')
+    rc = benchmark_main(['--checkpoint', str(tmp_path / 'c.pth'), '--network', '{type: AutoTeacher}', '--sets',
+                         _tiny_set(tmp_path / 'SetB', n=1), '--scale', '2', '--device', 'cpu'])
+    assert rc == 2 and 'x4' in capsys.readouterr().err  # an x4 file benchmarked at --scale 2 is refused up front
 
 
 def test_reference_may_cover_some_sets_only():

@@ -210,6 +210,10 @@ def test_the_cli_checks_files(tmp_path, capsys):
     assert main([good]) == 0
     assert main([good, str(bad)]) == 1
     assert 'train.kd_optt' in capsys.readouterr().err
+    # a test.py file (no train section) is checked as one, without --test; --train forces the training check
+    test_file = f'{REPO}/options/test/test_dukd_rcan_x4.yml'
+    assert main([test_file]) == 0 and 'ok (checked as test.py options)' in capsys.readouterr().out
+    assert main(['--train', test_file]) == 1 and '\n  train: missing' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('tool', ['card', 'export', 'quant_export'])

@@ -1,4 +1,7 @@
-"""Check option files without training: ``python -m dukd_arch.options options/*.yml [--test]``."""
+"""Check option files without training: ``python -m dukd_arch.options options/*.yml [--train | --test]``.
+
+Each file is checked as train.py checks it when it has a ``train`` section, else as test.py does;
+``--train`` / ``--test`` force one for every file."""
 import argparse
 import sys
 
@@ -9,17 +12,23 @@ from dukd_arch.options import OptionError, check_option_file
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('files', nargs='+')
-    parser.add_argument('--test', action='store_true', help='the files are test.py options (no train section)')
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument('--train', dest='is_train', action='store_const', const=True,
+                      help='check every file as train.py options (default: files with a train section)')
+    kind.add_argument('--test', dest='is_train', action='store_const', const=False,
+                      help='check every file as test.py options (no train section)')
     args = parser.parse_args(argv)
     failed = 0
     for path in args.files:
         try:
-            _, notes = check_option_file(path, is_train=not args.test)
+            opt, notes = check_option_file(path, is_train=args.is_train)
         except OptionError as err:
             failed += 1
             print(err, file=sys.stderr)
             continue
-        print(f'{path}: ok' + ''.join(f'\n  note: {n}' for n in notes))
+        as_train = args.is_train if args.is_train is not None else 'train' in opt
+        print(f'{path}: ok (checked as {"train.py" if as_train else "test.py"} options)'
+              + ''.join(f'\n  note: {n}' for n in notes))
     return 1 if failed else 0
 
 
