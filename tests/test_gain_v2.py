@@ -91,6 +91,17 @@ def test_paired_differences_and_headline(tmp_path):
     assert 'every row still below bicubic interpolation: 29.97-30.21 dB against 31.00' in sentence
     assert '| *bicubic (MATLAB), for reference* | 31.000 / 0.9000 |' in '\n'.join(
         v2.cell_tables(results, v2.DECIDING, bicubic))
+    # the teacher's row comes from dukd_arch.benchmark's table; its all-images score weighs each set by its size
+    sizes = dict(zip(v2.BENCH_SETS, (1, 1, 2, 4)))
+    (tmp_path / 't.json').write_text(json.dumps({
+        'sets': {s: {'images': n} for s, n in sizes.items()},
+        'models': [{'name': 'PAN', 'params': 272419, 'sets': {s: {'psnr': 30.0 + n, 'ssim': 0.5} for s, n in
+                                                            sizes.items()}}]}))
+    teacher = v2.load_teacher_scores(str(tmp_path / 't.json'))
+    assert teacher['all'] == pytest.approx((31 + 31 + 2 * 32 + 4 * 34) / 8)
+    assert '| *PAN teacher, 272 k, for reference* | 31.000 / 0.5000 | 31.000 / 0.5000 | 32.000 / 0.5000 | ' \
+        '34.000 / 0.5000 | 32.750 | - | - |' in '\n'.join(v2.cell_tables(results, v2.DECIDING, bicubic, teacher))
+    assert v2.load_teacher_scores(str(tmp_path / 'absent.json')) is None
     # the long cell is its own cell: its runs never pair with the 2000-iteration ones
     results += [_fake('kd', s, 1.5, iters=4000) for s in gains] + [_fake('dukd_edsr', s, 1.5 - g, iters=4000)
                                                                     for s, g in gains.items()]
