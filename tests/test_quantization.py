@@ -113,7 +113,7 @@ def test_linear_and_conv_keep_nn_parameter_names():
 def test_full_precision_checkpoint_loads_and_reports_only_quantizer_keys():
     fp, q = EDSR(**EDSR_ARGS), _quant_edsr()
     added = load_full_precision(q, fp.state_dict())
-    assert added and all('.act_quant.' in k for k in added)
+    assert added and all('.act_quant.' in k or k.endswith('.weight_quant.num_bits') for k in added)
     assert set(added) == set(quantizer_state_keys(q))
     assert set(q.state_dict()) - set(added) == set(fp.state_dict())
     assert all(torch.equal(q.state_dict()[k], v) for k, v in fp.state_dict().items())
@@ -222,6 +222,31 @@ def test_export_cli_prefers_ema_weights(tmp_path):
     tensors, meta = load_quantized(str(out))
     assert torch.equal(dequantized_weights(tensors, meta)['body.0.conv1.weight'],
                        ema.body[0].conv1.weight_quant(ema.body[0].conv1.weight).detach())
+
+
+def test_a_checkpoint_records_its_bit_widths_and_a_network_of_other_widths_refuses_it(tmp_path):
+    # a W2A2 student exported (or tested) through W8A8 options gave 8-bit codes from 2-bit clips, without a word
+    from dukd_arch.quant_export import main
+    torch.manual_seed(0)
+    w2 = _quant_edsr(bits=2)
+    w2.train()
+    w2(torch.rand(1, 3, 8, 8))
+    state = w2.state_dict()
+    assert int(state['body.0.conv1.weight_quant.num_bits']) == 2 and int(state['body.0.conv1.act_quant.num_bits']) == 2
+    w8 = _quant_edsr(bits=8)
+    with pytest.raises(ValueError, match=r'w_bits: 2 in the checkpoint, 8 in the network .*a_bits: 2 in the '
+                                         r'checkpoint, 8 in the network'):
+        w8.load_state_dict(state)
+    _quant_edsr(bits=2).load_state_dict(state)  # the widths it was trained at load
+    w8.load_state_dict(state, strict=False)  # on purpose (strict_load_g: false): the record stays the network's
+    assert int(w8.state_dict()['body.0.conv1.weight_quant.num_bits']) == 8
+    torch.save({'params': state}, tmp_path / 'w2.pth')
+    opt = tmp_path / 'w8.yml'
+    opt.write_text(yaml.safe_dump(tool_options({'type': 'QuantEDSR', 'w_bits': 8, 'a_bits': 8, **EDSR_ARGS})))
+    with pytest.raises(SystemExit) as stop:
+        main(['-opt', str(opt), str(tmp_path / 'w2.pth'), str(tmp_path / 'out.safetensors')])
+    assert 'w_bits: 2 in the checkpoint, 8 in the network' in str(stop.value.code)
+    assert not (tmp_path / 'out.safetensors').exists()
 
 
 def test_bad_bit_width_is_a_clear_error():

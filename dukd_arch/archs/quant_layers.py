@@ -113,13 +113,34 @@ def complete_with_quantizer_state(net: nn.Module, state_dict: Dict) -> Tuple[Dic
     return full, added
 
 
+def bit_width_mismatches(net: nn.Module, state_dict: Dict) -> List[str]:
+    """'w_bits: 2 in the checkpoint, 4 in the network (e.g. body.0.conv1.weight_quant)' for each width that differs.
+    Checkpoints without the record (full precision, or saved before it was kept) have nothing to compare."""
+    found = {}
+    for name, module in net.named_modules():
+        if isinstance(module, (WeightQuantizer, ActivationQuantizer)):
+            saved = state_dict.get(f'{name}.num_bits' if name else 'num_bits')
+            if saved is not None and int(saved) != module.bits:
+                kind = 'w_bits' if isinstance(module, WeightQuantizer) else 'a_bits'
+                found.setdefault((kind, int(saved), module.bits), name)
+    return [f'{kind}: {saved} in the checkpoint, {built} in the network (e.g. {name})'
+            for (kind, saved, built), name in found.items()]
+
+
+def own_bit_widths(net: nn.Module, state_dict: Dict) -> Dict:
+    """``state_dict`` with the network's own width records: a deliberate load across widths (non-strict) must
+    not leave the record saying other widths than the quantizers use."""
+    own = net.state_dict()
+    return OrderedDict((k, own[k] if k.endswith('num_bits') and k in own else v) for k, v in state_dict.items())
+
+
 def load_full_precision(net: nn.Module, state_dict: Dict) -> List[str]:
     """Load a full-precision checkpoint into a quantized ``net``; returns the quantizer keys it did not hold.
 
     Anything else missing, unexpected or of the wrong shape raises: a quantized student must start from
     exactly its full-precision counterpart.
     """
-    full, added = complete_with_quantizer_state(net, state_dict)
+    full, added = complete_with_quantizer_state(net, own_bit_widths(net, state_dict))
     own = net.state_dict()
     missing = [k for k in own if k not in full]
     unexpected = [k for k in full if k not in own]

@@ -17,8 +17,8 @@ from basicsr.archs.rcan_arch import RCAN
 from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .quant_layers import (complete_with_quantizer_state, format_quantization, quantize_layers,
-                           uninitialized_quantizers)
+from .quant_layers import (bit_width_mismatches, complete_with_quantizer_state, format_quantization, own_bit_widths,
+                           quantize_layers, uninitialized_quantizers)
 
 logger = logging.getLogger('basicsr')
 
@@ -41,7 +41,13 @@ class _QuantizedArch:
         return super().forward(x)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        full, added = complete_with_quantizer_state(self, state_dict)
+        wrong = bit_width_mismatches(self, state_dict)
+        if wrong and strict:
+            raise ValueError(f'{type(self).__name__}: the checkpoint was trained at other bit widths than network_g '
+                             f'builds ({"; ".join(wrong)}); its weights and clips are only valid at those. Set '
+                             'network_g w_bits / a_bits to the checkpoint\'s; to start training at new widths from it '
+                             'on purpose, load it with strict_load_g: false.')
+        full, added = complete_with_quantizer_state(self, own_bit_widths(self, state_dict))
         if added:
             logger.info(f'{type(self).__name__}: the checkpoint has no quantizer state for {len(added)} entries '
                         f'(a full-precision checkpoint); they keep their current values and uninitialised clips '

@@ -72,6 +72,8 @@ class WeightQuantizer(nn.Module):
     def __init__(self, bits: int):
         super().__init__()
         self.bits = check_bits(bits, 'w_bits')
+        # saved with the weights: a checkpoint says which width it was trained at (loading checks it)
+        self.register_buffer('num_bits', torch.tensor(self.bits))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return fake_quantize_weight(weight, self.bits)
@@ -86,6 +88,7 @@ class ActivationQuantizer(nn.Module):
     def __init__(self, bits: int, signed: bool, init_percentile: float = 99.9):
         super().__init__()
         self.bits = check_bits(bits, 'a_bits')
+        self.register_buffer('num_bits', torch.tensor(self.bits))  # as in WeightQuantizer
         self.signed = bool(signed)
         if not 0 < init_percentile <= 100:
             raise ValueError(f'init_percentile must be in (0, 100], got {init_percentile}')
