@@ -158,6 +158,13 @@ def test_keys_the_model_type_does_not_read_are_errors():
     assert 'train.dukd_opt: read only by the DUKD model types' in message and 'model_type KDModel' in message
     opt['model_type'] = 'SRModel'
     assert 'network_t: read only by the KD model types' in _problems(opt)
+    # SRModel adds a perceptual term; the KD / DUKD step does not, so a perceptual_opt there would train without it
+    opt = _base()
+    opt['train']['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1.0}}
+    assert 'train.perceptual_opt: read only by' in _problems(opt) and 'model_type DUKDModel ignores it' in \
+        _problems(opt)
+    gan = yaml.safe_load(open(f'{REPO}/options/realworld/dukd_realesrgan_x4.yml'))
+    assert gan['train']['perceptual_opt'] and validate_options(gan) is not None  # the GAN stage reads it
 
 
 def test_an_unregistered_model_type_is_named_with_the_nearest_one():

@@ -259,7 +259,7 @@ AUTHORS_FEATURE_DISTILLATION = Section({
 
 SRMODEL_TRAIN = {
     'ema_decay': PROBABILITY, 'optim_g': _optimizer, 'scheduler': _scheduler, 'total_iter': POSITIVE,
-    'warmup_iter': COUNT, 'pixel_opt': OPTIONAL_LOSS, 'perceptual_opt': OPTIONAL_LOSS,
+    'warmup_iter': COUNT, 'pixel_opt': OPTIONAL_LOSS,
     'exact_resume': BOOL,  # read by dukd_arch.compat for any model: the exact-resume data path on or off
 }
 GAN_TRAIN = {'optim_d': _optimizer, 'gan_opt': LOSS, 'net_d_iters': COUNT, 'net_d_init_iters': COUNT,
@@ -374,13 +374,18 @@ def model_families(model_cls):
     families['sr'] = families['sr'] or model_cls in known_sr
     families['gan'] = families['gan'] or sub(SRGANModel)
     families['realworld'] = families['realworld'] or sub(RealESRNetModel, RealESRGANModel)
+    # SRModel's step adds perceptual_opt; the KD models' own step does not (GAN ones add it back)
+    families['perceptual'] = model_cls in known_sr or families['gan']
     return families
 
 
 ALL_FAMILIES = {'sr': True, 'kd': True, 'dukd': True, 'feature': True, 'authors_fakd': True, 'gan': True,
-                'realworld': True, 'realworld_dukd': True}
+                'realworld': True, 'realworld_dukd': True, 'perceptual': True}
 FAMILY_KEYS = [
     # (family, section, keys, who reads them)
+    ('perceptual', 'train', {'perceptual_opt': OPTIONAL_LOSS},
+     "BasicSR's SR model types and the GAN ones (DUKDRealESRGANModel); the KD and DUKD model types train on "
+     "pixel + KD + the method's terms (for a perceptual term use DUKDRealESRGANModel)"),
     ('kd', 'train', KD_TRAIN, 'the KD model types (KDModel / BaseKD and its subclasses)'),
     ('dukd', 'train', DUKD_TRAIN, 'the DUKD model types (DUKDModel / DUKD, FeatureDUKDModel, DUKDRealESR*Model)'),
     ('feature', 'train', FEATURE_TRAIN, 'FeatureKDModel / FeatureDUKDModel'),
