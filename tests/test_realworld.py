@@ -491,3 +491,30 @@ def test_real_world_option_files_carry_the_published_settings():
         test = _yaml(osp.join(REPO, 'options', 'realworld', 'test', f'{name}.yml'))
         assert test['network_g'] == student['network_g']
         assert test['path']['pretrain_network_g'] == f"experiments/{student['name']}/models/net_g_latest.pth"
+
+
+def test_real_world_options_that_would_train_otherwise_than_they_say_are_refused(tmp_path, records):
+    """The crop the model takes is the top-level gt_size; RealESRGANDataset yields HR only; every kernel key is
+    read without a default; a top-level final_sinc_prob was accepted and never read."""
+    from dukd_arch.options import OptionError, validate_options
+    base = _yaml(osp.join(REPO, 'options', 'realworld', 'dukd_realesrnet_x4.yml'))
+
+    def problems(change):
+        opt = copy.deepcopy(base)
+        change(opt)
+        with pytest.raises(OptionError) as err:
+            validate_options(opt)
+        return str(err.value)
+
+    assert 'datasets.train.gt_size: 48, but synthesised pairs are cropped to the top-level gt_size 256' in problems(
+        lambda o: o['datasets']['train'].update(gt_size=48))
+    assert 'gt_size: missing: real-world training crops' in problems(lambda o: o.pop('gt_size'))
+    assert 'high_order_degradation: false trains on given LR/HR pairs, but datasets.train is RealESRGANDataset' in \
+        problems(lambda o: o.update(high_order_degradation=False))
+    assert 'datasets.train.kernel_list2: missing' in problems(lambda o: o['datasets']['train'].pop('kernel_list2'))
+    assert 'final_sinc_prob: unknown key' in problems(lambda o: o.update(final_sinc_prob=0.0))
+    # the model checks zoom-out against the crop it takes: 200 px HR -> 50 px LR -> 13 px zoom-out -> 52 px back
+    with pytest.raises(ValueError, match=r'gt_size 200 at scale 4 gives 50px LR patches'):
+        build_model(_opt(tmp_path, gt_size=200))
+    build_model(_opt(tmp_path))  # the start-up line states the weight the real-world model uses
+    assert any('l_zoom_out_lr 0.0 (real-world default: the degraded LR is no label)' in m for m in records)

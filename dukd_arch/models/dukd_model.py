@@ -35,15 +35,19 @@ class DUKDModel(KDModel):
         # upcycled terms share the loss types of pixel_opt / kd_opt; their weights are their own
         self.cri_label = build_loss({**kd_opt, 'loss_weight': 1.0, 'reduction': 'mean'}).to(self.device)
         self.cri_lr_label = build_loss({**pixel_opt, 'loss_weight': 1.0, 'reduction': 'mean'}).to(self.device)
-        self.zoom_out_lr_weight = self.dukd.zoom_out_lr_weight
-        if self.zoom_out_lr_weight is None:
-            self.zoom_out_lr_weight = float(pixel_opt.get('loss_weight', 1.0)) if self.cri_pix else 0.0
+        self.zoom_out_lr_weight, self.zoom_out_lr_source = (
+            (self.dukd.zoom_out_lr_weight, 'zoom_out.lr_weight') if self.dukd.zoom_out_lr_weight is not None
+            else self.default_zoom_out_lr_weight(pixel_opt))
         if self.dukd.two_step and self.grad_scaler.is_enabled():
             raise ValueError('two_step carries step A\'s unscaled gradients into step B, which an fp16 GradScaler '
                              'would rescale wrongly; use `train.amp: {enabled: true, dtype: bf16}` with two_step.')
         self._check_upcycling_fits()
         get_root_logger().info(f'DUKD settings: {self.dukd}')
         self.log_loss_weights(pixel_opt)
+
+    def default_zoom_out_lr_weight(self, pixel_opt):
+        """(weight, its source) of the zoom-out LR-label term when zoom_out.lr_weight is not given."""
+        return (float(pixel_opt.get('loss_weight', 1.0)) if self.cri_pix else 0.0), 'pixel_opt.loss_weight'
 
     def log_loss_weights(self, pixel_opt):
         """The weight each term is multiplied by, and where it comes from, so a run shows what it optimises."""
@@ -54,8 +58,7 @@ class DUKDModel(KDModel):
         if d.zoom_in_tiles:
             terms.append(f'l_zoom_in {d.zoom_in_weight} ({d.zoom_in_weight_source})')
         if d.zoom_out:
-            lr_source = 'zoom_out.lr_weight' if d.zoom_out_lr_weight is not None else 'pixel_opt.loss_weight'
-            terms += [f'l_zoom_out_lr {self.zoom_out_lr_weight} ({lr_source})',
+            terms += [f'l_zoom_out_lr {self.zoom_out_lr_weight} ({self.zoom_out_lr_source})',
                       f'l_zoom_out_kd {d.zoom_out_weight} ({d.zoom_out_weight_source})']
         get_root_logger().info('Effective loss weights: ' + '; '.join(terms))
 
@@ -73,7 +76,7 @@ class DUKDModel(KDModel):
                 raise ValueError(f'datasets.train.upcycling.positions={data_positions!r} cuts the zoom-in tiles, but '
                                  f'train.dukd_opt.zoom_in.positions is {self.dukd.zoom_in_positions!r} (default '
                                  "'grid'): the dataset setting would win silently. Make them equal.")
-        gt_size = train_set.get('gt_size')
+        key, gt_size = self.training_gt_size()
         if gt_size is None:
             return
         lq_size = gt_size // self.scale
@@ -85,7 +88,7 @@ class DUKDModel(KDModel):
             small = -(-lq_size // self.scale)  # zoom_out: MATLAB imresize rounds the size up
             if small * self.scale != lq_size:  # the student's output of it is compared with the LR patch
                 fits = self.scale**2
-                raise ValueError(f'datasets.train.gt_size {gt_size} at scale {self.scale} gives {lq_size}px LR '
+                raise ValueError(f'{key} {gt_size} at scale {self.scale} gives {lq_size}px LR '
                                  f'patches, which zoom-out shrinks to {small}px: the student returns '
                                  f'{small * self.scale}px, not the {lq_size}px LR label. Use a gt_size that is a '
                                  f'multiple of scale x scale = {fits} (e.g. {gt_size // fits * fits or fits} or '
@@ -96,6 +99,10 @@ class DUKDModel(KDModel):
                     raise ValueError(f'zoom-out inputs are {small}px, which the {label} window size {multiple} '
                                      'cannot tile even after reflect padding. Use a larger gt_size, a smaller '
                                      'window, or set train.dukd_opt.zoom_out: false.')
+
+    def training_gt_size(self):
+        """(option key, value) of the HR patch size the training step sees: the train dataset's crop."""
+        return 'datasets.train.gt_size', self.opt.get('datasets', {}).get('train', {}).get('gt_size')
 
     # ------------------------------------------------------------------------------------------- data
     def feed_data(self, data):

@@ -20,7 +20,6 @@ Why, and what happens to zoom-out and label consistency here: docs/realworld.md.
 import torch
 
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
@@ -138,12 +137,13 @@ class DUKDRealESRNetModel(RealWorldSynthesis, DUKDModel):
         if self.zoom_in_source not in ZOOM_IN_SOURCES:
             raise ValueError(f'upcycling.zoom_in_source must be one of {ZOOM_IN_SOURCES}, got {self.zoom_in_source!r}')
 
-    def init_training_settings(self):
-        super().init_training_settings()
-        if self.dukd.zoom_out_lr_weight is None:
-            # the LR is degraded: as a label it would teach the student to reproduce noise and JPEG blocks
-            self.zoom_out_lr_weight = 0.0
-        get_root_logger().info(f'Real-world DUKD: zoom-out LR-label weight {self.zoom_out_lr_weight}')
+    def training_gt_size(self):
+        # synthesised pairs are cropped to the top-level gt_size (RealESRGANDataset's own is not read)
+        return ('gt_size', self.opt.get('gt_size')) if self.synthesising() else super().training_gt_size()
+
+    def default_zoom_out_lr_weight(self, pixel_opt):
+        # the LR is degraded: as a label it would teach the student to reproduce noise and JPEG blocks
+        return 0.0, 'real-world default: the degraded LR is no label'
 
     def zoom_in_inputs(self):
         n = self.dukd.zoom_in_tiles

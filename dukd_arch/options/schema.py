@@ -190,7 +190,8 @@ _PAIRED_NEEDS = (('dataroot_gt', 'dataroot_lq'), ('gt_size', 'use_hflip', 'use_r
 DATASET_NEEDS = {
     'PairedImageDataset': _PAIRED_NEEDS, 'UpcyclingPairedImageDataset': _PAIRED_NEEDS,
     'TeacherLabelPairedImageDataset': _PAIRED_NEEDS, 'SingleImageDataset': (('dataroot_lq', ), ()),
-    'RealESRGANDataset': (('dataroot_gt', 'meta_info'), ('gt_size', 'use_hflip', 'use_rot')),
+    'RealESRGANDataset': (('dataroot_gt', 'meta_info'), ('use_hflip', 'use_rot') + tuple(REALESRGAN_KERNELS) +
+                          ('final_sinc_prob', )),
 }
 
 
@@ -275,8 +276,7 @@ AUTHORS_FAKD_TRAIN = {'feature_distillation': AUTHORS_FEATURE_DISTILLATION, 'fea
 
 # Real-ESRNet / Real-ESRGAN: the degradation is configured at the top level (Real-ESRGAN's layout)
 REALWORLD_TOP = {'gt_usm': BOOL, 'l1_gt_usm': BOOL, 'percep_gt_usm': BOOL, 'gan_gt_usm': BOOL,
-                 'high_order_degradation': BOOL, 'gt_size': COUNT, 'queue_size': COUNT,
-                 'final_sinc_prob': NUMBER}
+                 'high_order_degradation': BOOL, 'gt_size': POSITIVE, 'queue_size': COUNT}
 for _s in ('', '2'):
     REALWORLD_TOP.update({
         f'resize_prob{_s}': NUMBERS, f'resize_range{_s}': NUMBERS, f'gaussian_noise_prob{_s}': NUMBER,
@@ -346,6 +346,28 @@ def ignored_self_ensemble(opt, families, ctx):
         ctx.error('val.self_ensemble', f"true, but model_type {opt.get('model_type')} ignores it and scores one "
                   'pass. Use one of this project\'s model types, which average the 8 flips / rotations (e.g. '
                   'model_type: DUKDModel or KDModel; test.py needs no teacher for them), or remove the key.')
+
+
+def realworld_training_data(opt, ctx):
+    """The real-world model types synthesise the LR from RealESRGANDataset's GT (``high_order_degradation``,
+    default true) and crop each pair to the top-level ``gt_size``; with it false they train on given LR/HR pairs."""
+    train = (opt.get('datasets') or {}).get('train')
+    if not isinstance(train, dict):
+        return
+    synthesise, gt_only = opt.get('high_order_degradation', True), train.get('type') == 'RealESRGANDataset'
+    if not synthesise and gt_only:
+        ctx.error('high_order_degradation', 'false trains on given LR/HR pairs, but datasets.train is '
+                  'RealESRGANDataset, which yields HR images only: set it true to synthesise the LR, or train on a '
+                  'paired dataset (PairedImageDataset)')
+    elif synthesise and gt_only:
+        top = opt.get('gt_size')
+        if top is None:
+            ctx.error('gt_size', 'missing: real-world training crops each synthesised pair to this HR size (top '
+                      'level, e.g. gt_size: 256 as in Real-ESRGAN)')
+        elif train.get('gt_size') not in (None, top):
+            ctx.error('datasets.train.gt_size', f"{train['gt_size']}, but synthesised pairs are cropped to the "
+                      f'top-level gt_size {top} (RealESRGANDataset does not read its own): make them equal, or '
+                      'remove this one')
 
 
 def untrained_teacher(opt, ctx):
