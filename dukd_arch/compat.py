@@ -287,6 +287,9 @@ def create_train_val_dataloader(opt, logger):
             val_set = build_dataset(dataset_opt)
             val_loader = build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
                                           sampler=None, seed=opt['manual_seed'])
+            # each pass over it draws a worker seed: from its own generator, not the global one, or a validation
+            # on a checkpoint iteration would move the RNG past the saved state and a resume would diverge
+            val_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
             logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
             val_loaders.append(val_loader)
         else:

@@ -15,8 +15,15 @@ from dukd_arch.io.checkpoint import read_checkpoint
 from pipeline_opts import pipeline_options, write_options
 
 
-def _train(root, monkeypatch, total_iter, auto_resume=False, **kwargs):
+def _train(root, monkeypatch, total_iter, auto_resume=False, validate=False, **kwargs):
     opt = pipeline_options(str(root), name='run', total_iter=total_iter, **kwargs)
+    if validate:  # on every checkpoint iteration, as the shipped options do
+        train_set = opt['datasets']['train']
+        opt['datasets']['val'] = {'name': 'val', 'type': 'PairedImageDataset', 'dataroot_gt': train_set['dataroot_gt'],
+                                  'dataroot_lq': train_set['dataroot_lq'], 'filename_tmpl': '{}',
+                                  'io_backend': {'type': 'disk'}}
+        opt['val'] = {'val_freq': opt['logger']['save_checkpoint_freq'], 'save_img': False,
+                      'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}}
     argv = ['train.py', '-opt', write_options(opt, root / f'run_{total_iter}.yml')]
     monkeypatch.setattr(sys, 'argv', argv + (['--auto_resume'] if auto_resume else []))
     basicsr.train.train_pipeline(str(root))
@@ -27,16 +34,18 @@ def _weights(exp, it):
     return read_checkpoint(str(exp / 'models' / f'net_g_{it}.pth'))
 
 
-def test_stop_and_resume_gives_the_uninterrupted_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize('validate', [False, True], ids=['no-val', 'val-on-checkpoints'])
+def test_stop_and_resume_gives_the_uninterrupted_weights(tmp_path, monkeypatch, validate):
     # 6 pairs, batch 2: 3 iterations per epoch; stopping at 4 is mid-epoch 1 and 8 is in epoch 2.
-    # Random crops/flips, label-consistency flips and EMA all take part.
+    # Random crops/flips, label-consistency flips and EMA all take part; with validation on the checkpoint
+    # iteration too (it ran after the RNG state was saved and used to shift the global stream).
     a, b = tmp_path / 'straight', tmp_path / 'resumed'
     a.mkdir(), b.mkdir()
-    exp_a = _train(a, monkeypatch, 8)
-    _train(b, monkeypatch, 4)
+    exp_a = _train(a, monkeypatch, 8, validate=validate)
+    _train(b, monkeypatch, 4, validate=validate)
     state = read_checkpoint(str(b / 'experiments' / 'run' / 'training_states' / '4.state'))
     assert state['epoch'] == 1 and state['epoch_samples'] == 2 and len(state['rng']) == 1
-    exp_b = _train(b, monkeypatch, 8, auto_resume=True)
+    exp_b = _train(b, monkeypatch, 8, auto_resume=True, validate=validate)
     assert not list((b / 'experiments').glob('run_archived_*')), 'auto-resume must not archive the run'
 
     wa, wb = _weights(exp_a, 8), _weights(exp_b, 8)
