@@ -167,6 +167,18 @@ def test_keys_the_model_type_does_not_read_are_errors():
     assert gan['train']['perceptual_opt'] and validate_options(gan) is not None  # the GAN stage reads it
 
 
+def test_cpu_prefetch_without_workers_is_refused_where_runs_must_be_reproducible():
+    # BasicSR's prefetch thread would reseed the training process's random streams while the step draws from them
+    opt = _base()
+    opt['datasets']['train'].update(prefetch_mode='cpu', num_worker_per_gpu=0)
+    assert "datasets.train.prefetch_mode: 'cpu' with num_worker_per_gpu 0" in _problems(opt)
+    opt['datasets']['train']['num_worker_per_gpu'] = 2
+    validate_options(opt)
+    opt['datasets']['train']['num_worker_per_gpu'] = 0
+    opt['train']['exact_resume'] = False  # no per-sample seeding: nothing to race
+    validate_options(opt)
+
+
 def test_an_unregistered_model_type_is_named_with_the_nearest_one():
     opt = _base()
     opt['model_type'] = 'DUKDModle'

@@ -70,6 +70,8 @@ def validate_options(opt, is_train=True, source='the options'):
     schema.ignored_self_ensemble(opt, families, ctx)
     if is_train and families.get('kd'):
         schema.untrained_teacher(opt, ctx)
+    if is_train:
+        schema.prefetch_thread_seeding(opt, families, ctx)
     if is_train and families.get('realworld'):
         schema.realworld_training_data(opt, ctx)
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}

@@ -348,6 +348,20 @@ def ignored_self_ensemble(opt, families, ctx):
                   'model_type: DUKDModel or KDModel; test.py needs no teacher for them), or remove the key.')
 
 
+def prefetch_thread_seeding(opt, families, ctx):
+    """Exact-resume runs seed each sample; without loader workers that happens in the training process, which is
+    safe on the main thread but not in BasicSR's CPU prefetch thread, where it reseeds the random streams the
+    training step is drawing from at the same moment (two runs of one seed then differ)."""
+    train_set = (opt.get('datasets') or {}).get('train')
+    train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
+    if not isinstance(train_set, dict) or not train.get('exact_resume', bool(families.get('kd'))):
+        return
+    if train_set.get('prefetch_mode') == 'cpu' and not train_set.get('num_worker_per_gpu'):
+        ctx.error('datasets.train.prefetch_mode', "'cpu' with num_worker_per_gpu 0 prefetches in a thread that "
+                  'reseeds the random streams the training step draws from, so runs are not reproducible: give '
+                  'the loader workers (num_worker_per_gpu: 1 or more) or drop prefetch_mode')
+
+
 def realworld_training_data(opt, ctx):
     """The real-world model types synthesise the LR from RealESRGANDataset's GT (``high_order_degradation``,
     default true) and crop each pair to the top-level ``gt_size``; with it false they train on given LR/HR pairs."""
