@@ -118,6 +118,20 @@ def _state_files(state_dir):
     return [osp.join(state_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
 
 
+_RUN_LOG_WARNINGS = []  # said while resuming, before BasicSR has opened the run's log file
+
+
+def _warn_in_run_log(message):
+    """A resume warning, kept until the run's log exists (basicsr configures it after load_resume_state) so it
+    reaches the log file and not only a bare stderr line."""
+    _RUN_LOG_WARNINGS.append(message)
+
+
+def flush_resume_warnings(run_logger):
+    while _RUN_LOG_WARNINGS:
+        run_logger.warning(_RUN_LOG_WARNINGS.pop(0))
+
+
 def load_resume_state(opt):
     """basicsr's load_resume_state, made correct for us (runs with the exact-resume data path; others get
     ``plain_load_resume_state``).
@@ -144,18 +158,18 @@ def load_resume_state(opt):
         except (OSError, ValueError) as err:
             if not opt.get('auto_resume'):
                 raise
-            logger.warning(f'Skipping unusable training state {state_path}: {err}')
+            _warn_in_run_log(f'Skipping unusable training state {state_path}: {err}')
             continue
         if not isinstance(state, dict) or not isinstance(state.get('iter'), int):
             problem = f'training state {state_path} has no iteration number: it was not written by BasicSR or dukd'
             if not opt.get('auto_resume'):
                 raise ValueError(problem + '; point path.resume_state at a <iter>.state file of a run.')
-            logger.warning(f'Skipping {problem}.')
+            _warn_in_run_log(f'Skipping {problem}.')
             continue
         if opt.get('auto_resume'):
             problem = _unusable_network_file(opt['path']['experiments_root'], state['iter'])
             if problem:
-                logger.warning(f'Skipping training state {state_path}: {problem}')
+                _warn_in_run_log(f'Skipping training state {state_path}: {problem}')
                 continue
         opt['path']['resume_state'] = state_path
         check_resume(opt, state['iter'])
@@ -209,8 +223,8 @@ def resume_position(state):
     """Where in its epoch the saved run stopped: ``{epoch, samples_done (per rank), world_size}``, or None for a
     state without it (written by basicsr's own models): that epoch then restarts from its first batch."""
     if 'epoch_samples' not in state:
-        logger.warning(f"Training state of iter {state['iter']} has no position within its epoch: epoch "
-                       f"{state['epoch']} restarts from its first batch (the resumed run is not exact).")
+        _warn_in_run_log(f"Training state of iter {state['iter']} has no position within its epoch: epoch "
+                         f"{state['epoch']} restarts from its first batch (the resumed run is not exact).")
         return None
     return {'epoch': int(state['epoch']), 'samples_done': int(state['epoch_samples']),
             'world_size': int(state.get('world_size', 1))}
@@ -249,6 +263,7 @@ def create_train_val_dataloader(opt, logger):
     * the loader draws its workers' base seed from its own generator, not the global torch RNG, so creating
       an iterator at an epoch start does not shift the training process's random stream.
     """
+    flush_resume_warnings(logger)
     if not exact_resume_enabled(opt):
         return _basicsr_create_train_val_dataloader(opt, logger)
     train_loader, train_sampler, val_loaders = None, None, []

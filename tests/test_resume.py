@@ -121,6 +121,16 @@ def test_auto_resume_skips_a_truncated_newest_state(tmp_path):
     assert opt['resume_position'] == {'epoch': 1, 'samples_done': 2, 'world_size': 1}
 
 
+def test_a_skipped_state_is_said_in_the_runs_log_file(tmp_path, monkeypatch):
+    # the warning was printed before BasicSR opened the run's log, so the log of the resumed run never had it
+    exp = _train(tmp_path, monkeypatch, 8)
+    state = exp / 'training_states' / '8.state'
+    state.write_bytes(state.read_bytes()[:100])
+    _train(tmp_path, monkeypatch, 12, auto_resume=True)
+    logs = sorted(exp.glob('train_run_*.log'), key=os.path.getmtime)
+    assert 'Skipping unusable training state' in logs[-1].read_text()
+
+
 @pytest.mark.parametrize('change, named', [
     ({'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}},
      'initial_lr: options 0.0001, training state 0.001'),
