@@ -1,5 +1,6 @@
 """Exact resume and crash safety: stop at k + resume to n == n uninterrupted; atomic saves; truncated states."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,13 +142,42 @@ def test_a_skipped_state_is_said_in_the_runs_log_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('change, named', [
-    ({'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}},
-     'initial_lr: options 0.0001, training state 0.001'),
-    ({'scheduler': {'type': 'MultiStepLR', 'milestones': [6], 'gamma': 0.5}}, 'MultiStepRestartLR.*milestones'),
-])
-def test_resume_refuses_learning_rate_settings_the_state_would_override(tmp_path, monkeypatch, change, named):
-    # BasicSR restores the saved optimizer and scheduler: a new lr or milestone in the options would be ignored.
+    ({'train_extra': {'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}}},
+     'train.optim_g.lr: 0.001 in the run, 0.0001 now'),
+    ({'train_extra': {'scheduler': {'type': 'MultiStepLR', 'milestones': [6], 'gamma': 0.5}}},
+     'train.scheduler.milestones: [100] in the run, [6] now'),
+    ({'train_extra': {'warmup_iter': 8}}, 'train.warmup_iter: -1 in the run, 8 now'),
+    ({'train_extra': {'kd_opt': {'type': 'L1Loss', 'loss_weight': 5.0}}},
+     'train.kd_opt.loss_weight: 1.0 in the run, 5.0 now'),
+    ({'train_extra': {'dukd_opt': {'zoom_in': 1, 'zoom_out': False, 'label_consistency': {'prob': 0.5}}}},
+     'train.dukd_opt.zoom_out: True in the run, False now'),
+    ({'dataset_extra': {'gt_size': 24}}, 'datasets.train.gt_size: 16 in the run, 24 now'),
+], ids=['lr', 'milestones', 'warmup', 'kd-weight', 'zoom-out', 'patch-size'])
+def test_resume_refuses_settings_that_would_make_it_another_run(tmp_path, monkeypatch, change, named):
+    # BasicSR restores weights, optimizer and scheduler and trains on with whatever the options say now: a new
+    # lr or milestone was ignored, a new loss weight, DUKD setting or patch size silently made it another run.
     _train(tmp_path, monkeypatch, 4)
-    with pytest.raises(ValueError, match=f'resume from iter 4: .*{named}.*start a new run from the checkpoint'):
-        _train(tmp_path, monkeypatch, 8, auto_resume=True, train_extra=change)
+    with pytest.raises(ValueError, match=f'resume from iter 4: .*{re.escape(named)}.*start a new run from the '
+                                         'checkpoint'):
+        _train(tmp_path, monkeypatch, 8, auto_resume=True, **change)
     _train(tmp_path, monkeypatch, 8, auto_resume=True)  # a longer run with the same settings resumes
+
+
+def test_resume_says_when_the_seed_differs(tmp_path, monkeypatch, records):
+    _train(tmp_path, monkeypatch, 4)
+    opt = pipeline_options(str(tmp_path), name='run', total_iter=8)
+    opt['manual_seed'] = 7
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', write_options(opt, tmp_path / 'seed7.yml'), '--auto_resume'])
+    basicsr.train.train_pipeline(str(tmp_path))
+    assert any('manual_seed is 7 now but 0 in the run' in m for m in records)
+
+
+def test_a_state_from_before_the_settings_record_still_refuses_changed_learning_rates(tmp_path, monkeypatch):
+    exp = _train(tmp_path, monkeypatch, 4)
+    path = str(exp / 'training_states' / '4.state')
+    state = read_checkpoint(path)
+    del state['run_settings'], state['manual_seed']
+    atomic_save(state, path)
+    change = {'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}}
+    with pytest.raises(ValueError, match='initial_lr: options 0.0001, training state 0.001'):
+        _train(tmp_path, monkeypatch, 8, auto_resume=True, train_extra=change)

@@ -23,7 +23,8 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
-from ..data.degradation import SecondOrderDegradation, TrainingPairQueue, USMSharp, paired_random_crop
+from ..data.degradation import (REAL_ESRGAN_DEGRADATION, SecondOrderDegradation, TrainingPairQueue, USMSharp,
+                                paired_random_crop)
 from ..io.network import load_network_safely
 from .dukd_model import DUKDModel
 from .kd_model import KDModel
@@ -35,6 +36,9 @@ class RealWorldSynthesis:
     """Mixin for an SRModel subclass (needs ``self.scale``): LR synthesis, sharpened targets, training-pair queue."""
 
     option_families = ('sr', 'realworld')
+    # the degradation and crop are configured at the top level: compared on resume with the rest (KD models)
+    top_level_settings = tuple(REAL_ESRGAN_DEGRADATION) + (
+        'gt_size', 'queue_size', 'gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'high_order_degradation')
 
     PAIRED_L1_GT_USM = False  # pixel target of paired training without an explicit l1_gt_usm (BasicSR's choice)
 

@@ -1,4 +1,5 @@
 """Output knowledge distillation: the student learns from the GT and from a frozen teacher's output."""
+import json
 import os
 from collections import OrderedDict
 
@@ -20,6 +21,7 @@ from ..data.label_store import check_run_store
 from ..model_card import write_model_card
 from ..training.precision import autocast, make_grad_scaler, parse_amp, parse_compile
 from ..training.rng import gather_rng_states, restore_rng_states
+from ..training.run_settings import STATE_KEY, changed_settings, run_settings
 from ..io.network import load_network_safely, load_weights
 from ..archs.teacher import build_teacher, probe_scale, window_multiple
 
@@ -323,8 +325,30 @@ class KDModel(SRModel):
         super().validation(dataloader, current_iter, tb_logger, save_img)
 
     # ----------------------------------------------------------------------------------------- saving
+    top_level_settings = ()  # option keys read at the top level that decide training (real-world degradation)
+
+    def _refuse_changed_settings(self, resume_state):
+        """The options must still describe the run being resumed (``training/run_settings.py``)."""
+        it = resume_state['iter']
+        if resume_state.get(STATE_KEY):
+            changes = changed_settings(json.loads(resume_state[STATE_KEY]), run_settings(self.opt,
+                                                                                         self.top_level_settings))
+            if changes:
+                raise ValueError(
+                    f'resume from iter {it}: the options differ from the run\'s in {len(changes)} setting(s) that '
+                    f'decide training ({"; ".join(changes[:6])}), and resuming would silently make it another run. '
+                    'Restore them to resume; to go on with new settings, start a new run from the checkpoint '
+                    f'(path.pretrain_network_g: experiments/<name>/models/net_g_{it}.pth, param_key_g: params_ema).')
+        seed = resume_state.get('manual_seed')
+        if seed is not None and seed != self.opt.get('manual_seed'):
+            get_root_logger().warning(
+                f"resume from iter {it}: manual_seed is {self.opt.get('manual_seed')} now but {seed} in the run, so "
+                f'the data order goes on differently (BasicSR draws a new seed each start when the options set '
+                f'none). Set manual_seed: {seed} to resume exactly.')
+
     def resume_training(self, resume_state):
         """Optimizers, schedulers, extras, the fp16 grad scaler and this rank's RNG states."""
+        self._refuse_changed_settings(resume_state)
         wanted = _schedule_settings(self.optimizers, self.schedulers)  # what the options built
         super().resume_training(resume_state)
         _refuse_changed_schedule(wanted, _schedule_settings(self.optimizers, self.schedulers), resume_state['iter'])
@@ -395,6 +419,8 @@ class KDModel(SRModel):
             'rng': rng,
             'world_size': world_size,
             'nonfinite_counts': dict(self.nonfinite_counts),
+            STATE_KEY: json.dumps(run_settings(self.opt, self.top_level_settings)),
+            'manual_seed': self.opt.get('manual_seed'),
         }
         if hasattr(self, 'epoch_samples'):
             state['epoch_samples'] = self.epoch_samples
