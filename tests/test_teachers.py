@@ -451,7 +451,7 @@ def test_wrong_scale_for_a_basicsr_teacher_is_a_shape_error(tmp_path):
 def test_auto_teacher_scale_mismatch_is_refused(tmp_path):
     net = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=4)
     path = _save(net.state_dict(), str(tmp_path / 'compact_x4.safetensors'), None)
-    with pytest.raises(ValueError, match=r'upscales x4, but `network_t` asks for scale 2') as err:
+    with pytest.raises(ValueError, match=r'upscales x4, but scale 2 is asked for') as err:
         build_network({'type': 'AutoTeacher', 'path': path, 'scale': 2})
     assert path in str(err.value)
     with pytest.raises(ValueError, match='needs `scale:`'):

@@ -106,8 +106,9 @@ class AutoTeacher(nn.Module):
                              '(it needs more than an image, e.g. a mask): it cannot teach super-resolution.')
         name = descriptor.architecture.name
         if descriptor.scale != scale:
-            raise ValueError(f'{path}: the detected {name} teacher upscales x{descriptor.scale}, but `network_t` '
-                             f'asks for scale {scale}. Use a x{scale} teacher or change the experiment scale.')
+            raise ValueError(f'{path}: the detected {name} teacher upscales x{descriptor.scale}, but scale {scale} is '
+                             'asked for (`scale:` of the AutoTeacher block; benchmark: --scale). Use a '
+                             f'x{scale} teacher or change the scale.')
         if descriptor.input_channels != num_in_ch or descriptor.output_channels != num_out_ch:
             raise ValueError(f'{path}: the detected {name} teacher maps {descriptor.input_channels} -> '
                              f'{descriptor.output_channels} channels, the options expect {num_in_ch} -> '
