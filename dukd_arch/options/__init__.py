@@ -71,7 +71,7 @@ def validate_options(opt, is_train=True, source='the options'):
     if is_train and families.get('kd'):
         schema.untrained_teacher(opt, ctx)
     if is_train:
-        schema.prefetch_thread_seeding(opt, families, ctx)
+        schema.prefetch_thread_seeding(opt, ctx)
     if is_train and families.get('realworld'):
         schema.realworld_training_data(opt, ctx)
     datasets = opt.get('datasets') if isinstance(opt.get('datasets'), dict) else {}

@@ -348,13 +348,17 @@ def ignored_self_ensemble(opt, families, ctx):
                   'model_type: DUKDModel or KDModel; test.py needs no teacher for them), or remove the key.')
 
 
-def prefetch_thread_seeding(opt, families, ctx):
+def prefetch_thread_seeding(opt, ctx):
     """Exact-resume runs seed each sample; without loader workers that happens in the training process, which is
     safe on the main thread but not in BasicSR's CPU prefetch thread, where it reseeds the random streams the
     training step is drawing from at the same moment (two runs of one seed then differ)."""
+    from ..compat import exact_resume_enabled  # the same decision train.py takes (compat loads with the package)
     train_set = (opt.get('datasets') or {}).get('train')
-    train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
-    if not isinstance(train_set, dict) or not train.get('exact_resume', bool(families.get('kd'))):
+    try:
+        exact = exact_resume_enabled(opt)
+    except ValueError:  # a non-bool exact_resume: reported with the train section
+        return
+    if not isinstance(train_set, dict) or not exact:
         return
     if train_set.get('prefetch_mode') == 'cpu' and not train_set.get('num_worker_per_gpu'):
         ctx.error('datasets.train.prefetch_mode', "'cpu' with num_worker_per_gpu 0 prefetches in a thread that "
