@@ -268,6 +268,18 @@ def test_training_is_reproducible_under_a_seed(tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_a_resume_says_that_the_training_pair_queue_starts_empty(tmp_path, records):
+    model = build_model(_opt(tmp_path))
+    _train(model, [_batch(1), _batch(2)])
+    model.save_training_state(0, 2)
+    state = read_checkpoint(str(tmp_path / 'states' / '2.state'))
+    assert not any('queue' in key for key in state)  # Real-ESRGAN's choice: the pool is 180 full-size pairs
+    resumed = build_model(_opt(tmp_path))
+    resumed.resume_training(state)
+    assert len(resumed.queue) == 0
+    assert any('training-pair queue (queue_size 4) is not in training states' in m for m in records)
+
+
 def test_zoom_in_sources(tmp_path):
     torch.manual_seed(0)
     clean = build_model(_opt(tmp_path, upcycling={'zoom_in_source': 'clean'}, gt_usm=False))

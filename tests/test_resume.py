@@ -14,6 +14,7 @@ from dukd_arch.data.resumable_sampler import ResumableSampler, SeededDataset
 from dukd_arch.io import checkpoint
 from dukd_arch.io.atomic import atomic_save
 from dukd_arch.io.checkpoint import read_checkpoint
+from conftest import save_teacher
 from pipeline_opts import pipeline_options, write_options
 
 
@@ -172,6 +173,27 @@ def test_resume_says_when_the_seed_differs(tmp_path, monkeypatch, records):
     assert any('manual_seed is 7 now but 0 in the run' in m for m in records)
 
 
+def _resume_with_teacher(root, monkeypatch, teacher_path):
+    opt = pipeline_options(str(root), name='run', total_iter=8)
+    opt['path']['pretrain_network_t'] = str(teacher_path)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', write_options(opt, root / 'teacher.yml'), '--auto_resume'])
+    basicsr.train.train_pipeline(str(root))
+
+
+def test_resume_refuses_another_teacher_and_follows_a_moved_one(tmp_path, monkeypatch):
+    # paths are not compared (data and checkpoints move between machines), so the teacher is compared by its weights
+    _train(tmp_path, monkeypatch, 4)
+    other = tmp_path / 'other_teacher.pth'
+    save_teacher(other, seed=1)
+    with pytest.raises(ValueError, match="resume from iter 4: the teacher's weights differ from the run's"):
+        _resume_with_teacher(tmp_path, monkeypatch, other)
+    moved = tmp_path / 'moved' / 'teacher.pth'
+    moved.parent.mkdir()
+    shutil.copy(tmp_path / 'teacher.pth', moved)
+    _resume_with_teacher(tmp_path, monkeypatch, moved)
+    assert (tmp_path / 'experiments' / 'run' / 'models' / 'net_g_8.pth').exists()
+
+
 def test_a_state_from_before_the_settings_record_still_refuses_changed_learning_rates(tmp_path, monkeypatch):
     exp = _train(tmp_path, monkeypatch, 4)
     path = str(exp / 'training_states' / '4.state')
@@ -181,3 +203,13 @@ def test_a_state_from_before_the_settings_record_still_refuses_changed_learning_
     change = {'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]}}
     with pytest.raises(ValueError, match='initial_lr: options 0.0001, training state 0.001'):
         _train(tmp_path, monkeypatch, 8, auto_resume=True, train_extra=change)
+
+
+def test_an_autoteachers_file_may_move_between_stop_and_resume():
+    from dukd_arch.training.run_settings import changed_settings, run_settings
+    opt = {'model_type': 'DUKD', 'scale': 4, 'train': {'total_iter': 8},
+           'network_t': {'type': 'AutoTeacher', 'path': '/old/pan.pth', 'scale': 4}}
+    moved = {**opt, 'network_t': {**opt['network_t'], 'path': '/new/pan.pth'}}
+    assert changed_settings(run_settings(opt), run_settings(moved)) == []
+    rescaled = {**opt, 'network_t': {**opt['network_t'], 'scale': 2}}
+    assert changed_settings(run_settings(opt), run_settings(rescaled)) == ['network_t.scale: 4 in the run, 2 now']

@@ -20,6 +20,7 @@ Why, and what happens to zoom-out and label consistency here: docs/realworld.md.
 import torch
 
 from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..ops import zoom_in
@@ -90,6 +91,15 @@ class RealWorldSynthesis:
         self.gt_clean, self.gt_usm, self.kernels = gt, gt_usm, kernels
         self.gt = self.gt_usm if self.l1_gt_usm else self.gt_clean  # the pixel-loss target
         self.zoom_in_data = self.zoom_out_data = None
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if self.synthesising():  # the one part of a real-world run that training states do not hold
+            get_root_logger().warning(
+                f"resume from iter {resume_state['iter']}: the training-pair queue (queue_size {self.queue.size}) is "
+                'not in training states (as in Real-ESRGAN: it holds that many full-size pairs); it refills, passing '
+                'its batches unmixed meanwhile, so the resumed run is valid but not bit-identical to an '
+                'uninterrupted one.')
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         # validation pairs come from disk: no synthesis, clean GT

@@ -16,6 +16,7 @@ from ..data.resumable_sampler import POSITION_KEY
 from ..ops import DIHEDRAL_TRANSFORMS, forward_padded, inverse_transform, transform
 from ..io.atomic import atomic_save, remove_stale_temporaries
 from ..io.checkpoint import read_checkpoint
+from ..io.safetensors_file import tensors_sha256
 from ..training.grad_sync import average_gradients_across_ranks
 from ..data.label_store import check_run_store
 from ..model_card import write_model_card
@@ -73,6 +74,8 @@ class KDModel(SRModel):
         self.channels_last = bool(train_opt.get('channels_last', False))
         self.grad_scaler = make_grad_scaler(self.device, self.amp_dtype, get_root_logger())
         self.net_t = build_teacher(self.opt, self.device)
+        # the teacher's identity on resume: its file may move (paths are not compared), its weights may not change
+        self.teacher_sha256 = tensors_sha256(self.net_t.state_dict())
         if self.channels_last:
             self.net_t.to(memory_format=torch.channels_last)
         self._check_scales()
@@ -339,6 +342,13 @@ class KDModel(SRModel):
                     f'decide training ({"; ".join(changes[:6])}), and resuming would silently make it another run. '
                     'Restore them to resume; to go on with new settings, start a new run from the checkpoint '
                     f'(path.pretrain_network_g: experiments/<name>/models/net_g_{it}.pth, param_key_g: params_ema).')
+        teacher = resume_state.get('teacher_sha256')
+        if teacher is not None and teacher != self.teacher_sha256:
+            raise ValueError(
+                f'resume from iter {it}: the teacher\'s weights differ from the run\'s (sha256 of its tensors '
+                f'{teacher[:12]}... in the run, {self.teacher_sha256[:12]}... now), and resuming would silently '
+                'distil from another teacher. Point path.pretrain_network_t (or network_t.path) at the run\'s '
+                'teacher file, with the same param_key_t; to distil from this teacher, start a new run.')
         seed = resume_state.get('manual_seed')
         if seed is not None and seed != self.opt.get('manual_seed'):
             get_root_logger().warning(
@@ -421,6 +431,7 @@ class KDModel(SRModel):
             'nonfinite_counts': dict(self.nonfinite_counts),
             STATE_KEY: json.dumps(run_settings(self.opt, self.top_level_settings)),
             'manual_seed': self.opt.get('manual_seed'),
+            'teacher_sha256': self.teacher_sha256,
         }
         if hasattr(self, 'epoch_samples'):
             state['epoch_samples'] = self.epoch_samples

@@ -3,7 +3,8 @@
 BasicSR's resume restores weights, optimizers and schedulers and then trains with whatever the options say
 now: a changed loss weight, patch size, network argument or DUKD setting would silently turn the resumed run
 into another one. What may change between stop and resume: how long it trains, where the data lies and how
-it is read, logging and validation (not compared).
+it is read, logging and validation (not compared). The teacher is compared by its weights (KDModel saves
+their SHA-256 with the state), so its file may move too.
 """
 import json
 from typing import Dict, List
@@ -12,6 +13,7 @@ STATE_KEY = 'run_settings'
 # compared: these sections of the options, and the top-level keys of the real-world degradation
 SECTIONS = ('model_type', 'scale', 'network_g', 'network_t', 'train')
 RESUMABLE = {  # may differ on resume
+    'network_t.path',  # where AutoTeacher's file lies
     'train.total_iter', 'train.model_card', 'train.compile', 'train.max_consecutive_skips',
     'datasets.train.name', 'datasets.train.num_worker_per_gpu', 'datasets.train.prefetch_mode',
     'datasets.train.num_prefetch_queue', 'datasets.train.pin_memory', 'datasets.train.persistent_workers',
