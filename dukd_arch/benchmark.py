@@ -182,6 +182,9 @@ def score_model(upsampler, sets, scale: int, name: str, reference_outputs: Optio
                 keep_outputs: bool = False):
     """Per-image rows for one model over the sets, its timing / memory, and (optionally) its outputs."""
     from tqdm import tqdm
+    if upsampler.scale != scale:
+        raise ValueError(f'{name} upscales x{upsampler.scale} (measured on a test input), but --scale is {scale}: '
+                         f'pass --scale {upsampler.scale}, or an x{scale} model.')
     rows, times, outputs, peak = [], [], {}, 0
     total = sum(len(items) for _, items, _ in sets)
     with tqdm(total=total, desc=name, unit='image', disable=not sys.stderr.isatty()) as bar:
@@ -194,10 +197,9 @@ def score_model(upsampler, sets, scale: int, name: str, reference_outputs: Optio
                         torch.cuda.synchronize(upsampler.device)
                     times.append(time.perf_counter() - start)
                 peak = max(peak, mem.peak)
-                if sr.shape != hr.shape:
+                if sr.shape != hr.shape:  # the scale was checked: a network that crops or pads its output
                     raise ValueError(f'{name} returned {sr.shape[1]}x{sr.shape[0]} for {set_name}/{stem}, expected '
-                                     f'{hr.shape[1]}x{hr.shape[0]}: is it an x{scale} model? (it measured '
-                                     f'x{upsampler.scale})')
+                                     f'{hr.shape[1]}x{hr.shape[0]} (x{scale} of the LR).')
                 psnr, ssim = y_metrics(sr, hr, scale)
                 row = {'model': name, 'set': set_name, 'image': stem, 'psnr': psnr, 'ssim': ssim}
                 reference = (reference_outputs or {}).get((set_name, stem))

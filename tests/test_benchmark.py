@@ -109,7 +109,7 @@ def test_benchmark_refuses_bad_input_clearly(tmp_path, capsys):
         (['--checkpoint', str(tmp_path / 'x2.pth'), '--checkpoint', str(tmp_path / 'x2.pth'), '--network', 'type: PAN',
           '--network', 'type: PAN', '--network', 'type: PAN', '--sets', good], '--network given 3 times'),
         (['--checkpoint', str(tmp_path / 'x2.pth'), '--network', '{type: PAN, nf: 8, unf: 8, nb: 1, scale: 2}',
-          '--sets', good], 'is it an x4 model'),
+          '--sets', good], 'upscales x2 (measured on a test input), but --scale is 4: pass --scale 2'),
         # a public teacher's bare weights name no network: the advice is this command's --network, not only -opt
         (['--checkpoint', str(tmp_path / 'x2.pth'), '--sets', good], 'Or name it here: --network "{type: PAN'),
     ]
