@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
+from basicsr.archs.edsr_arch import EDSR
 
-from conftest import smooth_image
+from conftest import SCALE, TINY_EDSR, smooth_image, tool_options
 from dukd_arch.archs.imdn_arch import IMDN
 from dukd_arch.archs.pan_arch import PAN
 from dukd_arch.benchmark import main as benchmark_main
@@ -224,3 +226,26 @@ def test_reference_may_cover_some_sets_only():
     assert 'psnr_to_reference' in summary['A'] and 'psnr_to_reference' not in summary['B']
     with pytest.raises(ValueError, match='A: the reference covers 1 of its 2 images'):
         summarise(score_model(up, sets, 4, 'm', {('A', 'a0'): hr[0]})[0], ['A', 'B'])
+
+
+def test_the_files_a_student_ships_as_score_alike(tmp_path, capsys):
+    # the training checkpoint (with its options), the exported safetensors (network in its metadata) and the ONNX
+    # graph are the same student: the command takes each as infer does, and scores them alike
+    pytest.importorskip('onnxruntime', reason='the export extra (onnx, onnxruntime) is not installed')
+    from dukd_arch.export import main as export_main
+    torch.manual_seed(0)
+    net = EDSR(**{k: v for k, v in TINY_EDSR.items() if k != 'type'})
+    torch.save({'params_ema': net.state_dict()}, tmp_path / 'net_g.pth')
+    opt = tmp_path / 'opt.yml'
+    opt.write_text(yaml.safe_dump(tool_options()))
+    assert export_main(['-opt', str(opt), '--checkpoint', str(tmp_path / 'net_g.pth'), '--out', str(tmp_path)]) == 0
+    out = tmp_path / 'res' / 'table.md'
+    rc = benchmark_main(['--checkpoint', str(tmp_path / 'net_g.pth'), '-opt', str(opt), '--name', 'pth',
+                         '--checkpoint', str(tmp_path / 'student.safetensors'), '--name', 'safetensors',
+                         '--checkpoint', str(tmp_path / 'student.onnx'), '--name', 'onnx',
+                         '--sets', _tiny_set(tmp_path / 'SetA'), '--scale', str(SCALE), '--device', 'cpu',
+                         '--out', str(out)])
+    assert rc == 0, capsys.readouterr().err
+    scores = {m['name']: m['sets']['SetA'] for m in json.loads((tmp_path / 'res' / 'table.json').read_text())['models']}
+    assert scores['safetensors'] == scores['pth']
+    assert scores['onnx']['psnr'] == pytest.approx(scores['pth']['psnr'], abs=1e-3)
