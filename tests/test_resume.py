@@ -14,6 +14,7 @@ from dukd_arch.data.resumable_sampler import ResumableSampler, SeededDataset
 from dukd_arch.io import checkpoint
 from dukd_arch.io.atomic import atomic_save
 from dukd_arch.io.checkpoint import read_checkpoint
+from dukd_arch.training.run_settings import changed_settings, run_settings
 from conftest import save_teacher
 from pipeline_opts import pipeline_options, write_options
 
@@ -206,7 +207,6 @@ def test_a_state_from_before_the_settings_record_still_refuses_changed_learning_
 
 
 def test_an_autoteachers_file_may_move_between_stop_and_resume():
-    from dukd_arch.training.run_settings import changed_settings, run_settings
     opt = {'model_type': 'DUKD', 'scale': 4, 'train': {'total_iter': 8},
            'network_t': {'type': 'AutoTeacher', 'path': '/old/pan.pth', 'scale': 4}}
     moved = {**opt, 'network_t': {**opt['network_t'], 'path': '/new/pan.pth'}}
