@@ -229,8 +229,8 @@ def test_reference_may_cover_some_sets_only():
 
 
 def test_the_files_a_student_ships_as_score_alike(tmp_path, capsys):
-    # the training checkpoint (with its options), the exported safetensors (network in its metadata) and the ONNX
-    # graph are the same student: the command takes each as infer does, and scores them alike
+    # the training checkpoint, the exported safetensors and the ONNX graph (one -opt for all three) are the same
+    # student: the command takes each as infer does, and scores them alike
     pytest.importorskip('onnxruntime', reason='the export extra (onnx, onnxruntime) is not installed')
     from dukd_arch.export import main as export_main
     torch.manual_seed(0)
