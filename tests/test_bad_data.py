@@ -8,7 +8,12 @@ import torch
 import basicsr.data
 from conftest import SCALE, write_pairs
 from dukd_arch.data.bad_images import BadImageError
+from dukd_arch.data.teacher_label_dataset import TeacherLabelPairedImageDataset
 from dukd_arch.data.upcycling_paired_image_dataset import UpcyclingPairedImageDataset
+
+# both training datasets read datasets.train.bad_images
+TRAINING_SETS = pytest.mark.parametrize('dataset_type', [UpcyclingPairedImageDataset, TeacherLabelPairedImageDataset],
+                                        ids=['upcycling', 'teacher-label'])
 
 
 def _dataset(tmp_path, n=3, **extra):
@@ -26,21 +31,23 @@ def _truncate(path):
         f.write(data[:len(data) // 2])
 
 
-def test_truncated_image_is_fatal_by_default_and_named(tmp_path):
+@TRAINING_SETS
+def test_truncated_image_is_fatal_by_default_and_named(tmp_path, dataset_type):
     opt, gt, lq = _dataset(tmp_path)
     _truncate(os.path.join(gt, '001.png'))
-    ds = UpcyclingPairedImageDataset(opt)
+    ds = dataset_type(opt)
     assert ds[0]['gt'].shape[-1] == 16
     with pytest.raises(BadImageError, match=r'001\.png.*truncated'):
         ds[1]
 
 
-def test_skip_logs_each_bad_file_once_and_serves_another_pair(tmp_path, records):
+@TRAINING_SETS
+def test_skip_logs_each_bad_file_once_and_serves_another_pair(tmp_path, records, dataset_type):
     opt, gt, lq = _dataset(tmp_path, bad_images='skip')
     _truncate(os.path.join(gt, '001.png'))
     with open(os.path.join(lq, '002.png'), 'wb') as f:
         f.write(b'not an image')
-    ds = UpcyclingPairedImageDataset(opt)
+    ds = dataset_type(opt)
     items = [ds[i] for i in (1, 2, 1, 2)]
     assert all(item['gt_path'].endswith('000.png') for item in items)  # the next readable pair (wrapping)
     bad = [m for m in records if 'skipped' in m]

@@ -94,6 +94,19 @@ def test_whole_numbers_written_as_floats_still_count():
     validate_options(opt)
 
 
+@pytest.mark.parametrize('dataset_type', ['UpcyclingPairedImageDataset', 'TeacherLabelPairedImageDataset'])
+def test_the_training_pair_keys_as_the_readme_shows_them_validate(dataset_type):
+    opt = _base()
+    if dataset_type == 'TeacherLabelPairedImageDataset':
+        opt['model_type'] = 'BaseKD'
+        del opt['train']['dukd_opt']
+        opt['datasets']['train'].pop('upcycling', None)
+    # the README's option reference: `~` leaves the label store and the decoded cache off
+    opt['datasets']['train'].update(type=dataset_type, dataroot_teacher=None, decoded_cache_mib=None,
+                                    bad_images='skip')
+    validate_options(opt)
+
+
 def test_network_blocks_are_checked_against_the_constructor():
     opt = _base()
     opt['network_g']['num_blocks'] = 16

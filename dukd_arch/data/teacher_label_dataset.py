@@ -23,7 +23,7 @@ from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, img2tensor, imfrombytes
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from .bad_images import BadImageError, checked_pair
+from .bad_images import BadImageError, BadImageSkipper, checked_pair, parse_policy
 from .decoded_cache import DecodedImageCache
 from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
                           label_to_float, lmdb_meta_sizes, png_file_status, read_manifest)
@@ -138,8 +138,9 @@ class TeacherLabels:
 class TrainingPairMixin:
     """For a PairedImageDataset subclass: call ``_init_training_pairs()`` after ``__init__`` and load pairs with
     ``_paired_item(index)``. It adds ``dataroot_teacher`` (the stored teacher label rides along with the HR
-    patch) and ``decoded_cache_mib`` (decoded images kept in memory, ``decoded_cache.py``); with neither,
-    an item is PairedImageDataset's own."""
+    patch), ``decoded_cache_mib`` (decoded images kept in memory, ``decoded_cache.py``) and ``bad_images``
+    (``load_checked`` stops at, or skips, a bad pair: ``bad_images.py``); with none, an item is
+    PairedImageDataset's own."""
 
     loads_teacher_labels = True
 
@@ -167,6 +168,12 @@ class TrainingPairMixin:
         if root is not None:
             self.teacher_labels = TeacherLabels(os.fspath(root))
             self.teacher_label_count = self.teacher_labels.check(self)
+        self._skipper = BadImageSkipper(len(self.paths)) if parse_policy(self.opt) == 'skip' else None
+
+    def load_checked(self, load, index):
+        """``load(index)``, where ``load`` raises BadImageError naming a bad file: the error stops the run, or
+        with ``bad_images: skip`` the pair is logged once and the next one is loaded."""
+        return load(index) if self._skipper is None else self._skipper(load, index)
 
     def _decoded(self, key, decode):
         return decode() if self.decoded_cache is None else self.decoded_cache.get(key, decode)
@@ -217,4 +224,4 @@ class TeacherLabelPairedImageDataset(TrainingPairMixin, PairedImageDataset):
         self._init_training_pairs()
 
     def __getitem__(self, index):
-        return checked_pair(self, index, self._paired_item)  # bad files named (data/bad_images.py)
+        return self.load_checked(lambda i: checked_pair(self, i, self._paired_item), index)

@@ -3,7 +3,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..ops import zoom_in, zoom_out
-from .bad_images import BadImageSkipper, checked_pair, parse_policy
+from .bad_images import checked_pair
 from .teacher_label_dataset import TrainingPairMixin
 
 
@@ -34,14 +34,10 @@ class UpcyclingPairedImageDataset(TrainingPairMixin, PairedImageDataset):
         self.zoom_in_tiles = int(up.get('zoom_in_tiles', 1))
         self.positions = up.get('positions', 'grid')
         self.with_zoom_out = bool(up.get('zoom_out', True))
-        self.skip_bad = parse_policy(opt) == 'skip'
-        self._skipper = BadImageSkipper(len(self.paths))
         self._init_training_pairs()
 
     def __getitem__(self, index):
-        if self.skip_bad:
-            return self._skipper(self._load_pair, index)
-        return self._load_pair(index)
+        return self.load_checked(self._load_pair, index)
 
     def _load_pair(self, index):
         item = checked_pair(self, index, self._paired_item)  # bad files named (data/bad_images.py)

@@ -174,11 +174,13 @@ for _s in ('', '2'):
         f'sinc_prob{_s}': NUMBER, f'blur_sigma{_s}': NUMBERS, f'betag_range{_s}': NUMBERS,
         f'betap_range{_s}': NUMBERS,
     })
+# what data/teacher_label_dataset.py's TrainingPairMixin adds to PairedImageDataset (~ = not set)
+TRAINING_PAIR = {**PAIRED, 'bad_images': one_of('error', 'skip'), 'dataroot_teacher': optional(STR),
+                 'decoded_cache_mib': optional(POSITIVE)}
 DATASET_KEYS = {
     'PairedImageDataset': PAIRED,
-    'UpcyclingPairedImageDataset': {**PAIRED, 'upcycling': UPCYCLING, 'bad_images': one_of('error', 'skip'),
-                                    'dataroot_teacher': STR, 'decoded_cache_mib': POSITIVE},
-    'TeacherLabelPairedImageDataset': {**PAIRED, 'dataroot_teacher': STR, 'decoded_cache_mib': POSITIVE},
+    'UpcyclingPairedImageDataset': {**TRAINING_PAIR, 'upcycling': UPCYCLING},
+    'TeacherLabelPairedImageDataset': TRAINING_PAIR,
     'SingleImageDataset': {'dataroot_lq': STR, 'meta_info_file': optional(STR), **IMAGE_NORM},
     'RealESRGANDataset': {
         'dataroot_gt': STR, 'meta_info': STR, 'use_hflip': BOOL, 'use_rot': BOOL, 'final_sinc_prob': NUMBER,
