@@ -4,8 +4,8 @@
         --sets datasets/Set5 datasets/Set14 ... --scale 4 [--device cpu|cuda] [--self-ensemble]
         [--reference NAME] [--out results.md]
 
-Each ``--checkpoint`` is a model (a row); ``-opt`` / ``--network`` / ``--name`` given once apply to every
-model, given once per model they pair in order. A checkpoint is anything ``python -m dukd_arch.infer`` takes
+Each ``--checkpoint`` is a model (a row); ``-opt`` / ``--network`` given once apply to every model, given
+once per model they pair in order; ``--name`` names the row (once per model; default: the file name). A checkpoint is anything ``python -m dukd_arch.infer`` takes
 (a training ``.pth`` + options, an exported ``.safetensors``, an ``.onnx``), a bare state dict with
 ``--network "{type: PAN, scale: 4}"``, or a spandrel-readable file with ``--network "{type: AutoTeacher}"``.
 

@@ -383,7 +383,8 @@ def init_dist(launcher, backend=None, **kwargs):
 
 def model_to_device(self, net):
     """basicsr's model_to_device, device-agnostic: DDP gets ``device_ids`` only on a GPU (on CPU/gloo it
-    must be None). Used for net_g only; the teacher is built by ``build_teacher`` and stays a plain module."""
+    must be None). Used for net_g (and net_d of the GAN models); the teacher is built by ``build_teacher`` and
+    stays a plain module."""
     net = net.to(self.device)
     if self.opt['dist']:
         device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None

@@ -3,13 +3,15 @@
     python -m dukd_arch.quant_export -opt options/dukd_edsr_x4_w4a4.yml
         --checkpoint experiments/<name>/models/net_g_latest.pth --out out.safetensors
 
-The same flags as ``python -m dukd_arch.export`` (``CHECKPOINT OUT`` as two positional arguments also work).
+``--out`` is the output file (``CHECKPOINT OUT`` as two positional arguments also work); ``--param-key`` picks
+the weights.
 The network is built from the options' ``network_g`` (a Quant* arch); the EMA weights (``params_ema``) are
 exported when the checkpoint has them, else ``params``. The format is described in
 ``dukd_arch/archs/quant_export.py``.
 """
 import argparse
 import json
+import os
 import sys
 
 from dukd_arch.archs.quant_export import export_quantized_student
@@ -19,7 +21,7 @@ from dukd_arch.options import load_checked_options
 def main(argv=None):
     try:
         export(argv)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError) as err:
         sys.exit(f'quant_export: {err}')
 
 
@@ -38,6 +40,9 @@ def export(argv=None):
     checkpoint, output = args.checkpoint_flag or args.checkpoint, args.out or args.output
     if not checkpoint or not output:
         parser.error('give --checkpoint CHECKPOINT and --out OUT.safetensors')
+    if os.path.isdir(output):  # `export` takes a folder: the habit would end in IsADirectoryError after the build
+        parser.error(f'--out {output} is a folder; give the file to write, e.g. '
+                     f'{os.path.join(output, "student_quantized.safetensors")}')
     args.checkpoint, args.output = checkpoint, output
 
     opt = load_checked_options(args.opt)  # the whole file, as train.py checks it

@@ -11,8 +11,9 @@ that key uses the stored labels for the real-pair KD term (docs/teacher_labels.m
 Resumable: a re-run skips finished labels and rewrites missing, truncated or wrong-sized ones, and those
 whose LR image changed (the manifest keeps the SHA-256 of the LR each label was computed from). Each label is
 written atomically (a temporary file renamed over the target; an LMDB transaction).
-``--tile`` bounds memory on large images; tiles overlap by ``--tile-overlap`` LR pixels, and the first
-tiled image is checked to match an untiled run within 1/65535 (the label's own precision).
+``--tile`` bounds memory on large images; tiles overlap by ``--tile-overlap`` LR pixels, and the top-left
+2 x 2 tiles of the first tiled image (where tiles meet) are checked to match an untiled run within 1/65535 (the
+label's own precision).
 """
 import argparse
 import copy
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument('--out', help='store folder (default: datasets.train.dataroot_teacher); ".lmdb": LMDB')
     parser.add_argument('--tile', type=int, default=None, help='LR tile size (default: whole images)')
     parser.add_argument('--tile-overlap', type=int, default=32, help='LR pixels of context around each tile')
-    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
     parser.add_argument('--bf16', action='store_true', help='teacher under bf16 autocast (labels in 16-bit anyway)')
     parser.add_argument('--compression', type=int, default=0, help='PNG compression level 0-9 (default 0: fastest '
                         'to decode; 9: a smaller store that decodes slower; docs/teacher_labels.md)')

@@ -65,7 +65,7 @@ def test_every_image_bad_is_an_error_not_a_loop(tmp_path):
 
 def test_unknown_policy(tmp_path):
     opt, _, _ = _dataset(tmp_path, bad_images='ignore')
-    with pytest.raises(ValueError, match="bad_images must be one of"):
+    with pytest.raises(ValueError, match=r"datasets\.train\.bad_images \(set .tiny.\): must be one of"):
         UpcyclingPairedImageDataset(opt)
 
 

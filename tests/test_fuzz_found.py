@@ -148,10 +148,10 @@ def test_fuzz_paired_folders_that_do_not_pair_up_are_named(problem, tmp_path):
     opt, hr, lr = _paired(tmp_path, phase='train')
     if problem == 'unpaired':
         os.remove(os.path.join(lr, '001.png'))
-        expected = r'datasets\.set: the LR and HR images do not pair up: .*different number of images'
+        expected = r'datasets\.train \(set .set.\): the LR and HR images do not pair up: .*different number of images'
     elif problem == 'missing_root':
         opt['dataroot_lq'] = lr + '_x2'
-        expected = r"datasets\.set\.dataroot_lq: '.*LR_x2' does not exist"
+        expected = r"datasets\.train\.dataroot_lq \(set .set.\): '.*LR_x2' does not exist"
     elif problem == 'lmdb_without_data':
         from basicsr.utils.lmdb_util import make_lmdb_from_imgs
         for folder, key in ((hr, 'dataroot_gt'), (lr, 'dataroot_lq')):
@@ -162,11 +162,11 @@ def test_fuzz_paired_folders_that_do_not_pair_up_are_named(problem, tmp_path):
             opt[key] = folder + '.lmdb'
         os.remove(os.path.join(lr + '.lmdb', 'data.mdb'))
         opt['io_backend'] = {'type': 'lmdb'}
-        expected = r'datasets\.set\.dataroot_lq: .*LR\.lmdb is not a BasicSR LMDB \(no data\.mdb\)'
+        expected = r'datasets\.train\.dataroot_lq \(set .set.\): .*LR\.lmdb is not a BasicSR LMDB \(no data\.mdb\)'
     else:
         (tmp_path / 'meta.txt').write_text('000.png (32,32,3)\n\n002.png (32,32,3)\n')
         opt['meta_info_file'] = str(tmp_path / 'meta.txt')
-        expected = r'datasets\.set\.meta_info_file: line 2 of .*meta\.txt names no image'
+        expected = r'datasets\.train\.meta_info_file \(set .set.\): line 2 of .*meta\.txt names no image'
     with pytest.raises((ValueError, FileNotFoundError), match=expected):
         _read_all(opt)
 

@@ -136,6 +136,14 @@ def test_quant_export_with_the_export_flags(tmp_path):
     assert load_quantized(str(out))[1]['arch'] == 'QuantEDSR'
 
 
+def test_quant_export_refuses_a_folder_as_out_with_the_file_to_give(tmp_path, capsys):
+    from dukd_arch.quant_export import main
+    (tmp_path / 'opt.yml').write_text(yaml.safe_dump(tool_options({**TINY_EDSR, 'type': 'QuantEDSR'})))
+    with pytest.raises(SystemExit):  # `export --out DIR` writes into DIR; here --out is the file
+        main(['-opt', str(tmp_path / 'opt.yml'), '--checkpoint', str(tmp_path / 'net.pth'), '--out', str(tmp_path)])
+    assert f'--out {tmp_path} is a folder; give the file to write' in capsys.readouterr().err
+
+
 def test_published_options_auto_detect_the_teacher_key():
     # the demo's own teacher has both params and params_ema: its options name the EMA weights on purpose
     for path in sorted(set(glob.glob(f'{REPO}/options/**/*.yml', recursive=True))

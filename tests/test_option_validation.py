@@ -113,6 +113,20 @@ def test_the_readmes_option_reference_validates_as_written():
     validate_options(opt)
 
 
+def test_a_dataset_named_by_its_dukd_alias_is_checked_like_its_short_name():
+    opt = _base()
+    opt['datasets']['train']['type'] = 'dukd.UpcyclingPairedImageDataset'
+    opt['datasets']['train']['dataroot_teacherr'] = 'labels/'  # would leave the live teacher on, silently
+    assert 'datasets.train.dataroot_teacherr: unknown key; did you mean `dataroot_teacher`?' in _problems(opt)
+
+
+@pytest.mark.parametrize('pixel_opt', [None, {}])
+def test_a_run_without_any_loss_to_the_ground_truth_is_refused_before_building(pixel_opt):
+    opt = _base()
+    opt['train']['pixel_opt'] = pixel_opt
+    assert 'train.pixel_opt: missing or off, and no perceptual loss' in _problems(opt)
+
+
 def test_output_kd_reads_the_training_pair_keys_too():
     opt = _base()
     opt['model_type'] = 'BaseKD'

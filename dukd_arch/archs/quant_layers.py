@@ -1,8 +1,9 @@
 """Quantized Conv2d / Linear layers and the helpers that swap them into a full-precision network.
 
 The layers subclass ``nn.Conv2d`` / ``nn.Linear``, so ``weight`` and ``bias`` keep their names and a
-full-precision checkpoint loads into a quantized network; the only new state is the activation
-quantizer's (``<layer>.act_quant.clip_gain``, ``.clip_init``, ``.initialized``).
+full-precision checkpoint loads into a quantized network; the new state is the bit widths
+(``<layer>.weight_quant.num_bits``, ``.act_quant.num_bits``) and the activation quantizer's clip
+(``<layer>.act_quant.clip_gain``, ``.clip_init``, ``.initialized``).
 """
 import logging
 from collections import OrderedDict

@@ -10,6 +10,8 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from .pair_folders import dataset_option
+
 POLICIES = ('error', 'skip')
 logger = logging.getLogger('basicsr')
 
@@ -92,7 +94,7 @@ def _image_size(content: bytes):
 def parse_policy(opt: dict) -> str:
     policy = opt.get('bad_images', 'error')
     if policy not in POLICIES:
-        raise ValueError(f"datasets.{opt.get('name')}.bad_images must be one of {POLICIES}, got {policy!r}")
+        raise ValueError(f"{dataset_option(opt, 'bad_images')}: must be one of {POLICIES}, got {policy!r}")
     return policy
 
 

@@ -8,8 +8,11 @@ option key and the path.
 import os
 
 
-def _where(opt, key):
-    return f"datasets.{opt.get('name')}.{key}"
+def dataset_option(opt: dict, key: str = '') -> str:
+    """Where an option of this dataset lives, for messages: BasicSR passes the dataset only its section's phase
+    ('train'; 'val' for val, val_1, ...) and the set's ``name``, so both are given."""
+    path = '.'.join(['datasets'] + [p for p in (opt.get('phase'), key) if p])
+    return f"{path} (set {opt['name']!r})" if opt.get('name') else path
 
 
 def check_pair_sources(opt: dict) -> None:
@@ -18,20 +21,20 @@ def check_pair_sources(opt: dict) -> None:
     for key in ('dataroot_gt', 'dataroot_lq'):
         root = opt[key]
         if not os.path.isdir(root):
-            raise FileNotFoundError(f'{_where(opt, key)}: {root!r} does not exist. Prepare the data as in '
+            raise FileNotFoundError(f'{dataset_option(opt, key)}: {root!r} does not exist. Prepare the data as in '
                                     'datasets/README.md or fix the path.')
         for needed in ('data.mdb', 'meta_info.txt') if lmdb else ():
             if not os.path.isfile(os.path.join(root, needed)):
-                raise FileNotFoundError(f'{_where(opt, key)}: {root} is not a BasicSR LMDB (no {needed}); make one '
-                                        'with scripts/data_preparation/create_lmdb.py or use io_backend: disk.')
+                raise FileNotFoundError(f'{dataset_option(opt, key)}: {root} is not a BasicSR LMDB (no {needed}); make one '
+                                        'with `python scripts/prepare_sr_data.py lmdb` or use io_backend: disk.')
     meta = opt.get('meta_info_file')
     if meta and not lmdb:
         if not os.path.isfile(meta):
-            raise FileNotFoundError(f"{_where(opt, 'meta_info_file')}: {meta!r} does not exist.")
+            raise FileNotFoundError(f"{dataset_option(opt, 'meta_info_file')}: {meta!r} does not exist.")
         with open(meta) as f:
             for number, line in enumerate(f, 1):
                 if not line.strip().split(' ')[0]:
-                    raise ValueError(f"{_where(opt, 'meta_info_file')}: line {number} of {meta} names no image "
+                    raise ValueError(f"{dataset_option(opt, 'meta_info_file')}: line {number} of {meta} names no image "
                                      '(one image file name per line, optionally followed by its shape).')
 
 
@@ -45,5 +48,5 @@ def listing_named(opt: dict, list_pairs):
             sources += ' (their meta_info.txt files list the keys)'
         elif opt.get('meta_info_file'):
             sources += f" (listed by meta_info_file {opt['meta_info_file']})"
-        raise ValueError(f"datasets.{opt.get('name')}: the LR and HR images do not pair up: {err} ({sources}). "
+        raise ValueError(f"{dataset_option(opt)}: the LR and HR images do not pair up: {err} ({sources}). "
                          'Every HR image needs its LR image under the same name (filename_tmpl).') from err

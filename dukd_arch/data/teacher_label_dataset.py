@@ -25,6 +25,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from .bad_images import BadImageError, BadImageSkipper, checked_pair, parse_policy
 from .decoded_cache import DecodedImageCache
+from .pair_folders import dataset_option
 from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
                           label_to_float, lmdb_meta_sizes, png_file_status, read_manifest)
 
@@ -145,26 +146,26 @@ class TrainingPairMixin:
     loads_teacher_labels = True
 
     def _init_training_pairs(self):
-        name = self.opt.get('name')
         self.teacher_labels = self.decoded_cache = None
         root, cache_mib = self.opt.get('dataroot_teacher'), self.opt.get('decoded_cache_mib')
         for key, value in (('dataroot_teacher', root), ('decoded_cache_mib', cache_mib)):
             if value is None:
                 continue
             if self.opt['phase'] != 'train':
-                raise ValueError(f'datasets.{name}.{key}: serves the training set only; remove the key here.')
+                raise ValueError(f'{dataset_option(self.opt, key)}: serves the training set only; remove the key '
+                                 'here.')
             if self.mean is not None or self.std is not None or self.opt.get('color') == 'y':
                 why = ('teacher labels are the teacher output on the plain RGB image' if key == 'dataroot_teacher'
                        else 'the cached loader reads plain RGB images')
-                raise ValueError(f'datasets.{name}.{key} cannot be combined with mean/std or color: y ({why}); '
-                                 'remove one of them.')
+                raise ValueError(f'{dataset_option(self.opt, key)} cannot be combined with mean/std or color: y '
+                                 f'({why}); remove one of them.')
         self.lmdb_source = self.io_backend_opt['type'] == 'lmdb'
         if cache_mib is not None:
             try:
                 self.decoded_cache = DecodedImageCache(float(cache_mib))
             except (TypeError, ValueError):
-                raise ValueError(f'datasets.{name}.decoded_cache_mib: expected a size in MiB > 0, got {cache_mib!r}; '
-                                 'remove the key to decode every image each time.') from None
+                raise ValueError(f'{dataset_option(self.opt, "decoded_cache_mib")}: expected a size in MiB > 0, '
+                                 f'got {cache_mib!r}; remove the key to decode every image each time.') from None
         if root is not None:
             self.teacher_labels = TeacherLabels(os.fspath(root))
             self.teacher_label_count = self.teacher_labels.check(self)

@@ -4,6 +4,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..ops import zoom_in, zoom_out
 from .bad_images import checked_pair
+from .pair_folders import dataset_option
 from .teacher_label_dataset import TrainingPairMixin
 
 
@@ -29,7 +30,7 @@ class UpcyclingPairedImageDataset(TrainingPairMixin, PairedImageDataset):
         up = dict(opt.get('upcycling') or {})
         unknown = set(up) - {'zoom_in_tiles', 'positions', 'zoom_out'}
         if unknown:
-            raise ValueError(f'datasets.{opt.get("name")}.upcycling: unknown key(s) {sorted(unknown)}; '
+            raise ValueError(f'{dataset_option(opt, "upcycling")}: unknown key(s) {sorted(unknown)}; '
                              'known: zoom_in_tiles, positions, zoom_out')
         self.zoom_in_tiles = int(up.get('zoom_in_tiles', 1))
         self.positions = up.get('positions', 'grid')

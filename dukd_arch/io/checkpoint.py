@@ -1,10 +1,9 @@
-"""Safe checkpoint reading and crash-safe writing: every checkpoint read in dukd goes through this module.
+"""Safe checkpoint reading: every checkpoint read in dukd goes through this module (writing: ``atomic.py``).
 
 Reading never executes pickled code: ``.safetensors`` via safetensors, everything else via
 ``torch.load(weights_only=True)`` (which is only safe from torch 2.6 on: CVE-2025-32434). torch's zip
 reader does not verify the CRC-32 of its records, so a file with flipped bytes would load as garbage
-weights: the CRCs are checked here first. Writing goes to a temporary file in the same folder that is
-then renamed over the target, so a kill mid-save leaves the previous file intact.
+weights: the CRCs are checked here first.
 """
 import os
 import pickle

@@ -67,7 +67,8 @@ def fake_quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 class WeightQuantizer(nn.Module):
-    """Symmetric per-output-channel weight fake-quantizer; stateless (the scale follows the weight)."""
+    """Symmetric per-output-channel weight fake-quantizer; its only state is ``num_bits`` (the scale follows the
+    weight)."""
 
     def __init__(self, bits: int):
         super().__init__()

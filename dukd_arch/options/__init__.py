@@ -109,6 +109,13 @@ def _train_section(families, model_cls):
         keys = {**schema.SRMODEL_TRAIN, **own}
         Section(keys, required=('optim_g', 'scheduler', 'total_iter')).validate(
             {k: v for k, v in value.items() if k not in foreign or k in own}, path, ctx)
+        if ctx.is_train and not value.get('pixel_opt') and not (families.get('perceptual')
+                                                             and value.get('perceptual_opt')):
+            # BasicSR's SRModel / SRGANModel would refuse it after building the networks and the teacher
+            ctx.error(f'{path}.pixel_opt', 'missing or off, and no perceptual loss: the model would have no loss '
+                      'to the ground truth (BasicSR refuses it). Set e.g. `pixel_opt: {type: L1Loss, loss_weight: '
+                      '1.0}`' + ('; for distillation terms only, give it loss_weight: 0' if families.get('kd')
+                                 else ''))
 
     return validate
 

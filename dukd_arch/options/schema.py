@@ -204,14 +204,18 @@ def _dataset(value, path, ctx):
     if 'type' not in value:
         ctx.error(f'{path}.type', 'missing: name the dataset class (e.g. PairedImageDataset)')
         return
-    if _check_registered_type(DATASET_REGISTRY, 'dataset', value['type'], f'{path}.type', ctx) is None:
+    cls = _check_registered_type(DATASET_REGISTRY, 'dataset', value['type'], f'{path}.type', ctx)
+    if cls is None:
         return
-    keys = DATASET_KEYS.get(value['type'])
+    # by the class, not the name: `dukd.UpcyclingPairedImageDataset` is checked like its short name, and a fork's
+    # own class registered under a name of this table is not checked against keys it may not read
+    kind = cls.__name__ if cls.__module__.split('.')[0] in ('dukd_arch', 'basicsr') else None
+    keys = DATASET_KEYS.get(kind)
     if keys is None:  # a BasicSR dataset this project does not use (video, face, ...): loader keys only typed
         ctx.notes.append(f'{path}: keys of dataset type {value["type"]} are not checked')
         keys = {k: ANY for k in value}
     training = path.split('.')[-1] == 'train'
-    always, in_training = DATASET_NEEDS.get(value['type'], ((), ()))
+    always, in_training = DATASET_NEEDS.get(kind, ((), ()))
     required = ('name', 'io_backend') + always + (in_training + ('batch_size_per_gpu', 'num_worker_per_gpu')
                                                   if training else ())
     Section({**LOADER, **keys}, required=required).validate(value, path, ctx)
