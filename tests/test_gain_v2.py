@@ -126,6 +126,24 @@ def test_paired_differences_and_headline(tmp_path):
     assert len(v2.load(str(tmp_path))) == 18
 
 
+def test_the_cells_at_a_glance_pair_each_cell_on_its_own(tmp_path):
+    gains = {0: 0.10, 1: 0.20, 2: 0.30}
+    results = [_fake('kd', s, 0.0) for s in gains] + [_fake('dukd_edsr', s, g) for s, g in gains.items()]
+    results += [_fake('kd', s, 1.0, cap='70k') for s in gains] + [_fake('dukd_edsr', 0, 0.9, cap='70k')]
+    bicubic = {'all': 30.1, 'sets': {}}
+    table = v2.summary_table(results, bicubic)
+    assert table[0].startswith('| cell | rows (dB) | DUKD (EDSR setting) − KD | DUKD (no zoom-out) − KD |')
+    rows = {line.split(' | ')[0][2:]: line for line in table[2:]}
+    assert list(rows) == ['17k student, full corpus, 2000 iterations', '70k student, full corpus, 2000 iterations']
+    # 17k: rows 30.01 and 30.21 over the fake images, on both sides of bicubic; DUKD - KD +0.2 [-0.048, +0.448]
+    assert '| 30.01-30.21 (around bicubic) | +0.200 [-0.048, +0.448] (n=3) | - |' in rows[
+        '17k student, full corpus, 2000 iterations']
+    assert '| 30.91-31.01 (above bicubic) | -0.100 (n=1) |' in rows['70k student, full corpus, 2000 iterations']
+    path = v2.plot_cells(results, str(tmp_path))
+    assert path.endswith('gain_v2_cells.png') and os.path.getsize(path) > 0
+    assert v2.plot_cells(results[:3], str(tmp_path / 'none')) is None  # no comparison with two seeds yet
+
+
 def test_pilot_and_study_results_are_read_apart(tmp_path):
     study, pilot = tmp_path / 'gain_v2', tmp_path / 'gain_v2_pilot'
     study.mkdir()
