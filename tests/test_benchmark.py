@@ -3,6 +3,7 @@
 The published-table checks need ``../shared/data`` (standard benchmark images and the public PAN x4 teacher,
 never committed here); they skip, saying so, when it is absent.
 """
+import csv
 import json
 import os
 
@@ -93,8 +94,12 @@ def test_benchmark_command_writes_the_paper_table(tmp_path, capsys):
     assert s['macs'] > 0 and s['seconds_per_image'] > 0
     assert s['sets']['SetA']['psnr_to_reference'] == float('inf')  # same weights: identical outputs
     # the per-image CSV agrees with the set means, scored on the HR cropped to a multiple of 4
-    rows = (tmp_path / 'res' / 'table.csv').read_text().splitlines()
-    assert len(rows) == 1 + 2 * 3
+    rows = list(csv.DictReader(open(tmp_path / 'res' / 'table.csv')))
+    assert len(rows) == 2 * 3 and {r['image'] for r in rows if r['set'] == 'SetA'} == {'im0', 'im1'}
+    for model in (s, t):
+        for set_name in ('SetA', 'SetB'):
+            psnrs = [float(r['psnr']) for r in rows if r['model'] == model['name'] and r['set'] == set_name]
+            assert model['sets'][set_name]['psnr'] == pytest.approx(np.mean(psnrs))
     name, items, note = read_set(sets[0], 4)
     assert items[0][1].shape == (48, 48, 3) and items[0][2].shape == (12, 12, 3) and note is None
     assert t['sets']['SetA']['psnr'] == pytest.approx(s['sets']['SetA']['psnr'])
@@ -206,7 +211,8 @@ def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path, capsys):
     assert auto['name'] == 'auto' and auto['sets']['SetA']['psnr_to_reference'] == float('inf')
     rc = benchmark_main(['--checkpoint', str(tmp_path / 'c.pth'), '--network', '{type: AutoTeacher}', '--sets',
                          _tiny_set(tmp_path / 'SetB', n=1), '--scale', '2', '--device', 'cpu'])
-    assert rc == 2 and 'x4' in capsys.readouterr().err  # an x4 file benchmarked at --scale 2 is refused up front
+    err = capsys.readouterr().err  # an x4 file benchmarked at --scale 2 is refused up front
+    assert rc == 2 and 'teacher upscales x4, but scale 2 is asked for' in err
 
 
 def test_reference_may_cover_some_sets_only():

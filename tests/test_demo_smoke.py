@@ -64,4 +64,4 @@ def test_demo_pipeline_end_to_end(tmp_path, extra):
 def test_teacher_iters_without_train_teacher_is_refused():
     proc = subprocess.run([sys.executable, os.path.join(REPO, 'scripts', 'demo.py'), '--teacher-iters', '5'],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and '--train-teacher' in proc.stderr
+    assert proc.returncode == 2 and '--teacher-iters only applies with --train-teacher' in proc.stderr

@@ -64,17 +64,22 @@ def test_authors_keys_parse_like_ours():
     assert all(getattr(theirs, k) == getattr(ours, k) for k in same)
     assert theirs.zoom_in_tiles == 2 and theirs.lcr_prob == 0.3
     assert parse_dukd_options({'dukd_opt': {'n_gt_sub': [1]}}).lcr_prob == 0  # no `noisy` key: LCR off
-    with pytest.raises(ValueError, match='unknown'):
+    with pytest.raises(ValueError, match='zoom_inn'):
         parse_dukd_options({'dukd_opt': {'zoom_inn': 1}})
 
 
-def test_label_consistency_uses_the_exact_inverse(tmp_path, batch):
+def test_label_consistency_uses_the_exact_inverse(tmp_path, batch, monkeypatch):
+    import dukd_arch.models.dukd_model as dukd_model
     net = {'type': 'NearestUpForTests', 'upscale': SCALE}
     base = make_opt(tmp_path, network_g=net)
     base['train']['dukd_opt'] = {'zoom_in': {'num_tiles': 4}, 'zoom_out': False}
     lcr = copy.deepcopy(base)
     # every tile gets invert + vflip + transpose: the authors' same-order "inverse" rotates its label 180 deg
     lcr['train']['dukd_opt']['label_consistency'] = {'prob': 1.0, 'ops': ['invert', 'vflip', 'transpose']}
+    augmented = []  # the flags the student's tiles were augmented with, per run
+    real_apply = dukd_model.apply_augmentations
+    monkeypatch.setattr(dukd_model, 'apply_augmentations', lambda x, flags: augmented.append(flags) or
+                        real_apply(x, flags))
     losses = []
     for opt in (base, lcr):
         model = build_model(opt)
@@ -82,6 +87,11 @@ def test_label_consistency_uses_the_exact_inverse(tmp_path, batch):
         torch.manual_seed(0)
         _, terms = model.compute_losses(1)
         losses.append(terms['l_zoom_in'].item())
+        if opt is base:
+            assert not augmented  # no label consistency: the student sees the tiles as they are
+    # with it, every tile was inverted, flipped and transposed (the ops not asked for stay off), and mapped back
+    assert len(augmented) == 1 and augmented[0].shape[0] == 4 * batch['lq'].shape[0]
+    assert augmented[0][:, [0, 1, 3]].all() and not augmented[0][:, 2].any()
     assert losses[0] == pytest.approx(losses[1], abs=1e-6)
     flags = torch.tensor([[True, True, False, True]])
     x = torch.rand(1, 3, 4, 4)
@@ -144,13 +154,13 @@ def test_self_ensemble_averages_the_8_transforms(tmp_path, batch):
     net = model.net_g_ema
     with torch.no_grad():
         lq = model.lq
-        ref = sum(
-            net(lq.flip(-1) if h else lq).flip(-1) if h else net(lq)
-            for h in (False, True)) / 2
+        # the 8 symmetries of the square written out here (flip, then k quarter turns), each undone on the output
+        ref = sum(torch.rot90(net(torch.rot90(lq.flip(-1) if f else lq, k, (-2, -1))), -k, (-2, -1)).flip(-1)
+                  if f else torch.rot90(net(torch.rot90(lq, k, (-2, -1))), -k, (-2, -1))
+                  for f in (False, True) for k in range(4)) / 8
         plain = net(lq)
-    assert model.output.shape == plain.shape
-    assert not torch.allclose(model.output, plain)
-    assert not torch.allclose(model.output, ref)  # it is the 8-way, not the 2-way, average
+    assert not torch.allclose(ref, plain, atol=1e-4)  # the ensemble is not the plain pass for this network
+    torch.testing.assert_close(model.output, ref, atol=1e-5, rtol=0)
 
 
 def test_nonfinite_loss_stops_with_terms(tmp_path, batch):

@@ -88,6 +88,7 @@ def test_augmentation_does_not_depend_on_worker_count(tmp_path):
         loader = basicsr.data.build_dataloader(dataset, dict(dataset_opt, num_worker_per_gpu=workers), num_gpu=0,
                                                sampler=sampler, seed=0)
         batches.append([b['gt'] for b in loader])
+    assert len(batches[0]) == len(batches[1]) > 0
     assert all(torch.equal(x, y) for x, y in zip(*batches))
 
 

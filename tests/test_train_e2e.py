@@ -1,6 +1,7 @@
 """train.py -> checkpoints -> auto-resume -> test.py, as a user runs them, on a tiny generated dataset."""
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import sys
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
 
 from conftest import SCALE, TINY_EDSR, TINY_TEACHER, save_teacher, write_pairs
 
@@ -86,7 +88,11 @@ def test_train_resume_and_test(workspace, tmp_path_factory):
     assert not list(models.glob('net_t_*'))  # the teacher is never saved
     assert not list(models.glob('.*.tmp'))  # no leftover temporary files from atomic saves
     card = (root / 'experiments' / 'e2e' / 'model_card.md').read_text()
-    assert 'student' in card and 'teacher' in card
+    # the card's cost table: the student and the teacher that were trained here, with their parameter counts
+    for role, net_opt in (('student', TINY_EDSR), ('teacher', TINY_TEACHER)):
+        params = sum(p.numel() for p in build_network(dict(net_opt)).parameters())
+        assert re.search(rf'^\| {role} \| EDSR \(num_block {net_opt["num_block"]}, num_feat {net_opt["num_feat"]}\)'
+                         rf' \| {params / 1e6:.3f}M \|', card, re.M), card
     ckpt = torch.load(models / 'net_g_4.pth', weights_only=True)
     assert set(ckpt) == {'params', 'params_ema'}
 
