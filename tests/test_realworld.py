@@ -387,27 +387,32 @@ def test_gan_stage_keeps_distillation_and_trains_the_discriminator(tmp_path):
         build_model(opt)
 
 
-def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path):
+@pytest.mark.parametrize('device', ['meta', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device'))])
+def test_checkpoint_trained_on_cpu_loads_on_other_devices(tmp_path, device):
     model = build_model(_opt(tmp_path))
     _train(model, [_batch(0)])
     model.save(0, 1)
     path = str(tmp_path / 'models' / 'net_g_1.pth')
     state, _ = extract_state_dict(read_checkpoint(path), 'params_ema', path)
     net_kwargs = {k: v for k, v in TINY_RRDB_S.items() if k != 'type'}
-    meta = torch.load(path, map_location='meta', weights_only=True)['params_ema']
-    assert all(v.is_meta and v.shape == state[k].shape for k, v in meta.items())
-    with torch.device('meta'):
-        net = RRDBNet(**net_kwargs)
-    net.load_state_dict(state, assign=True)  # materialise a meta-built network from the CPU file
     lq = torch.rand(1, 3, 8, 8)
     model.net_g_ema.eval()
     with torch.no_grad():
-        assert torch.allclose(net(lq), model.net_g_ema(lq), atol=1e-6)
-    if torch.cuda.is_available():
-        net_cuda = RRDBNet(**net_kwargs).cuda()  # noqa: the one place a device is named: the test of it
-        net_cuda.load_state_dict(torch.load(path, map_location='cuda', weights_only=True)['params_ema'])
+        expected = model.net_g_ema(lq)
+    if device == 'meta':
+        meta = torch.load(path, map_location='meta', weights_only=True)['params_ema']
+        assert all(v.is_meta and v.shape == state[k].shape for k, v in meta.items())
+        with torch.device('meta'):
+            net = RRDBNet(**net_kwargs)
+        net.load_state_dict(state, assign=True)  # materialise a meta-built network from the CPU file
         with torch.no_grad():
-            assert torch.allclose(net_cuda(lq.cuda()).cpu(), net(lq), atol=1e-4)
+            assert torch.allclose(net(lq), expected, atol=1e-6)
+    else:
+        net = RRDBNet(**net_kwargs).to(device)
+        net.load_state_dict(torch.load(path, map_location=device, weights_only=True)['params_ema'])
+        with torch.no_grad():
+            assert torch.allclose(net(lq.to(device)).cpu(), expected, atol=1e-4)
 
 
 def _script(name):

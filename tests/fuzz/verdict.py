@@ -23,9 +23,11 @@ class Verdict:
 
 def raised_in_our_code(err: BaseException) -> bool:
     """True when the innermost frame that raised ``err`` is this project's (dukd_arch, wherever it is
-    imported from, or this repository's scripts): an error we chose to raise, not one from inside a library."""
+    imported from, or this repository's scripts and entry points): an error we chose to raise, not one from
+    inside a library, nor from the tests' own harness."""
     import dukd_arch
-    ours = (os.path.dirname(os.path.abspath(dukd_arch.__file__)) + os.sep, REPO + os.sep)
+    ours = (os.path.dirname(os.path.abspath(dukd_arch.__file__)) + os.sep, os.path.join(REPO, 'scripts') + os.sep,
+            os.path.join(REPO, 'train.py'), os.path.join(REPO, 'test.py'))
     frames = traceback.extract_tb(err.__traceback__)
     return bool(frames) and os.path.abspath(frames[-1].filename).startswith(ours)
 
