@@ -12,7 +12,7 @@ install:
 	$(PYTHON) -m pip install -q -e '.[test,demo,teachers,export]'
 
 test: install
-	$(PYTHON) -m pytest -q
+	DUKD_EVERY_EXTRA=1 $(PYTHON) -m pytest -q
 
 # DUKD end to end on scikit-image's photos: data, the shipped teacher, 3 students, table and pictures in demo_output/
 # (installs only when the package, its demo extra or the pinned torch is missing; `make install` forces it)
