@@ -5,9 +5,10 @@
         [--reference NAME] [--out results.md]
 
 Each ``--checkpoint`` is a model (a row); ``-opt`` / ``--network`` given once apply to every model, given
-once per model they pair in order; ``--name`` names the row (once per model; default: the file name). A checkpoint is anything ``python -m dukd_arch.infer`` takes
-(a training ``.pth`` + options, an exported ``.safetensors``, an ``.onnx``), a bare state dict with
-``--network "{type: PAN, scale: 4}"``, or a spandrel-readable file with ``--network "{type: AutoTeacher}"``.
+once per model they pair in order; ``--name`` names the row (once per model; default: the file name). A
+checkpoint is anything ``python -m dukd_arch.infer`` takes (a training ``.pth`` + options, an exported
+``.safetensors``, an ``.onnx``), a bare state dict with ``--network "{type: PAN, scale: 4}"``, or a
+spandrel-readable file with ``--network "{type: AutoTeacher}"``.
 
 Protocol (the benchmark convention): each set is a folder of HR images (or holds ``HR/``); an HR image is
 cropped to a multiple of the scale and its LR made with MATLAB's bicubic on uint8

@@ -86,7 +86,7 @@ def test_cache_serves_the_training_set_only_and_plain_rgb(tmp_path):
     write_pairs(os.path.join(root, 'data'), 2, 32)
     with pytest.raises(ValueError, match=r'datasets\.val\.decoded_cache_mib \(set .*\): serves the training set only'):
         UpcyclingPairedImageDataset(_dataset_opt(root, decoded_cache_mib=8, phase='val'))
-    with pytest.raises(ValueError, match=r'datasets\.train\.decoded_cache_mib \(set .*\) cannot be combined with mean/std'):
+    with pytest.raises(ValueError, match=r'datasets\.train\.decoded_cache_mib \(set .*\) cannot be combined with'):
         TeacherLabelPairedImageDataset(_dataset_opt(root, decoded_cache_mib=8, mean=[0.5] * 3, std=[0.5] * 3))
     with pytest.raises(ValueError, match="expected a size in MiB > 0, got 'lots'"):
         TeacherLabelPairedImageDataset(_dataset_opt(root, decoded_cache_mib='lots'))

@@ -21,12 +21,13 @@ def check_pair_sources(opt: dict) -> None:
     for key in ('dataroot_gt', 'dataroot_lq'):
         root = opt[key]
         if not os.path.isdir(root):
-            raise FileNotFoundError(f'{dataset_option(opt, key)}: {root!r} does not exist. Prepare the data as in '
-                                    'datasets/README.md or fix the path.')
+            raise FileNotFoundError(f'{dataset_option(opt, key)}: {root!r} does not exist. Prepare the data as '
+                                    'in datasets/README.md or fix the path.')
         for needed in ('data.mdb', 'meta_info.txt') if lmdb else ():
             if not os.path.isfile(os.path.join(root, needed)):
-                raise FileNotFoundError(f'{dataset_option(opt, key)}: {root} is not a BasicSR LMDB (no {needed}); make one '
-                                        'with `python scripts/prepare_sr_data.py lmdb` or use io_backend: disk.')
+                raise FileNotFoundError(f'{dataset_option(opt, key)}: {root} is not a BasicSR LMDB (no {needed}); '
+                                        'make one with `python scripts/prepare_sr_data.py lmdb` or use io_backend: '
+                                        'disk.')
     meta = opt.get('meta_info_file')
     if meta and not lmdb:
         if not os.path.isfile(meta):
@@ -34,8 +35,8 @@ def check_pair_sources(opt: dict) -> None:
         with open(meta) as f:
             for number, line in enumerate(f, 1):
                 if not line.strip().split(' ')[0]:
-                    raise ValueError(f"{dataset_option(opt, 'meta_info_file')}: line {number} of {meta} names no image "
-                                     '(one image file name per line, optionally followed by its shape).')
+                    raise ValueError(f"{dataset_option(opt, 'meta_info_file')}: line {number} of {meta} names no "
+                                     'image (one image file name per line, optionally followed by its shape).')
 
 
 def listing_named(opt: dict, list_pairs):

@@ -25,9 +25,9 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from .bad_images import BadImageError, BadImageSkipper, checked_pair, parse_policy
 from .decoded_cache import DecodedImageCache
-from .pair_folders import dataset_option
 from .label_store import (BUILD_COMMAND, LabelStoreError, decode_label, image_size, is_lmdb, label_key,
                           label_to_float, lmdb_meta_sizes, png_file_status, read_manifest)
+from .pair_folders import dataset_option
 
 OPTION = 'datasets.train.dataroot_teacher'
 LR_CHECKS = 64  # LR images hashed at start-up: catches a swapped or regenerated LR set without reading all of it
