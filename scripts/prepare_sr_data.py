@@ -18,8 +18,33 @@ from dukd_arch.data.sr_data import (bicubic_downsample, crop_positions, list_ima
                                      read_image, write_image)
 
 
+def _same_folder(a, b):
+    return a is not None and b is not None and osp.realpath(a) == osp.realpath(b)
+
+
+def _refuse_writing_into_inputs(args, pairs):
+    def value(flag):
+        return getattr(args, flag.lstrip('-').replace('-', '_'))
+
+    for out_flag, in_flag in pairs:
+        out, src = value(out_flag), value(in_flag)
+        if _same_folder(out, src):
+            raise ValueError(f'{out_flag} is the {in_flag} folder ({src}): it would overwrite the originals; '
+                             'give a folder of its own.')
+
+
 def cmd_bicubic(args):
+    _refuse_writing_into_inputs(args, [('--lr-out', '--hr'), ('--hr-out', '--hr')])
     names = list_images(args.hr)
+    if not args.hr_out:  # the LR of an HR that is not a multiple of the scale pairs only with the cropped HR
+        from PIL import Image
+        for name in names:
+            with Image.open(osp.join(args.hr, name)) as im:  # the header only: no second decode
+                w, h = im.size
+            if h % args.scale or w % args.scale:
+                raise ValueError(f'{osp.join(args.hr, name)} is {w}x{h}, not a multiple of {args.scale}: its LR '
+                                 'would pair only with the cropped HR. Pass --hr-out FOLDER to write the '
+                                 'modcropped HR images too.')
     chunk = max(1, args.batch)
     for start in tqdm(range(0, len(names), chunk), desc=f'bicubic x{args.scale}', unit='batch'):
         batch = names[start:start + chunk]
@@ -36,6 +61,8 @@ def cmd_bicubic(args):
 def cmd_subimages(args):
     if args.crop % args.scale or args.step % args.scale or args.thresh % args.scale:
         raise SystemExit('--crop, --step and --thresh must be multiples of --scale so LR crops stay aligned.')
+    _refuse_writing_into_inputs(args, [('--hr-out', '--hr'), ('--lr-out', '--lr'), ('--lr-out', '--hr'),
+                                       ('--hr-out', '--lr'), ('--lr-out', '--hr-out')])
     s = args.scale
     names = list_images(args.hr)
     total = 0
@@ -58,6 +85,9 @@ def cmd_subimages(args):
                     t, l, c = top // s, left // s, args.crop // s
                     write_image(osp.join(args.lr_out, out), lr[t:t + c, l:l + c])
                 total += 1
+    if not total:
+        raise ValueError(f'no sub-image: every image in {args.hr} is smaller than --crop {args.crop}; give a '
+                         'smaller --crop.')
     print(f'{total} sub-images from {len(names)} images -> {args.hr_out}' + (f' and {args.lr_out}' if args.lr else ''))
 
 
@@ -99,7 +129,15 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.cmd == 'subimages' and bool(args.lr) != bool(args.lr_out):
         p.error('--lr and --lr-out go together')
-    args.fn(args)
+    if getattr(args, 'scale', 2) < 2:
+        p.error(f'--scale {args.scale}: give the SR factor, 2 or more')
+    for flag in ('crop', 'step', 'batch'):
+        if getattr(args, flag, 1) < 1:
+            p.error(f'--{flag} {getattr(args, flag)}: must be 1 or more')
+    try:
+        args.fn(args)
+    except (OSError, ValueError) as err:  # missing folders, unreadable or unsuitable images: one line, no traceback
+        sys.exit(f'prepare_sr_data.py {args.cmd}: {err}')
 
 
 if __name__ == '__main__':

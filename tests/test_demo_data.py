@@ -181,3 +181,34 @@ def test_demo_option_files_agree_with_each_other():
         test = load(f'test_{kind}.yml')
         assert test['network_g'] == train['network_g'], kind
         assert test['path']['pretrain_network_g'] == f"experiments/{train['name']}/models/net_g_latest.pth", kind
+
+
+def _prepare(*argv):
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts', 'prepare_sr_data.py')
+    return subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_prepare_sr_data_never_writes_over_its_inputs_and_pairs_only_cropped_hr(tmp_path):
+    hr = tmp_path / 'hr'
+    hr.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(hr / 'a.png'), rng.integers(0, 256, (18, 18, 3), dtype=np.uint8))  # not a multiple of 4
+    before = (hr / 'a.png').read_bytes()
+    proc = _prepare('bicubic', '--hr', str(hr), '--lr-out', str(hr), '--scale', '4')
+    assert proc.returncode == 1 and '--lr-out is the --hr folder' in proc.stderr and 'Traceback' not in proc.stderr
+    proc = _prepare('bicubic', '--hr', str(hr), '--lr-out', str(tmp_path / 'lr'), '--scale', '4')
+    assert proc.returncode == 1 and 'is 18x18, not a multiple of 4' in proc.stderr and '--hr-out' in proc.stderr
+    assert (hr / 'a.png').read_bytes() == before and not (tmp_path / 'lr').exists()
+    proc = _prepare('bicubic', '--hr', str(hr), '--lr-out', str(tmp_path / 'lr'), '--hr-out', str(tmp_path / 'hr16'),
+                    '--scale', '4')
+    assert proc.returncode == 0, proc.stderr
+    assert _read(str(tmp_path / 'hr16' / 'a.png')).shape == (16, 16, 3)
+    assert _read(str(tmp_path / 'lr' / 'a.png')).shape == (4, 4, 3)
+    proc = _prepare('subimages', '--hr', str(tmp_path / 'hr16'), '--hr-out', str(tmp_path / 'hr16'), '--scale', '4')
+    assert proc.returncode == 1 and '--hr-out is the --hr folder' in proc.stderr
+    # an LMDB of one tiny image (BasicSR alone sizes its map from the first image and fails: MDB_MAP_FULL)
+    proc = _prepare('lmdb', '--folder', str(tmp_path / 'lr'), '--lmdb', str(tmp_path / 'lr.lmdb'))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / 'lr.lmdb' / 'meta_info.txt').read_text().split()[0] == 'a.png'

@@ -128,15 +128,32 @@ def make_lmdb(folder: str, lmdb_path: str, names: Optional[Iterable[str]] = None
         raise ValueError(f'LMDB path must end with ".lmdb" (BasicSR checks it): {lmdb_path!r}')
     if osp.exists(lmdb_path):
         if not overwrite:
-            raise FileExistsError(f'{lmdb_path!r} exists; remove it or pass overwrite=True.')
+            raise FileExistsError(f'{lmdb_path!r} exists; remove it or overwrite it (--overwrite).')
+        if not osp.isdir(lmdb_path):
+            raise FileExistsError(f'{lmdb_path!r} is a file, not an LMDB folder; remove it or choose another path.')
         shutil.rmtree(lmdb_path)
     names = sorted(names) if names is not None else list_images(folder)
     keys = [osp.splitext(n)[0] for n in names]
     if len(set(keys)) != len(keys):
         raise ValueError(f'Two images in {folder!r} share a file stem; LMDB keys must be unique.')
-    if quiet:
-        with open(os.devnull, 'w') as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-            make_lmdb_from_imgs(folder, lmdb_path, names, keys, multiprocessing_read=False)
-    else:
-        make_lmdb_from_imgs(folder, lmdb_path, names, keys, multiprocessing_read=False)
+    from PIL import Image
+    for name in names:  # BasicSR would stop on a cv2.error naming no file
+        try:
+            with Image.open(osp.join(folder, name)) as im:
+                im.size
+        except Exception as err:  # noqa: BLE001 (PIL raises many kinds)
+            raise ValueError(f'{osp.join(folder, name)!r} is not a readable image ({err}); remove or replace it.')
+    # BasicSR sizes the map from the first image alone, too small for small images (MDB_MAP_FULL); the map
+    # is only reserved address space, so a generous floor costs nothing
+    map_size = max(1 << 30, 20 * sum(osp.getsize(osp.join(folder, n)) for n in names))
+    try:
+        with contextlib.ExitStack() as stack:
+            if quiet:
+                null = stack.enter_context(open(os.devnull, 'w'))
+                stack.enter_context(contextlib.redirect_stdout(null))
+                stack.enter_context(contextlib.redirect_stderr(null))
+            make_lmdb_from_imgs(folder, lmdb_path, names, keys, multiprocessing_read=False, map_size=map_size)
+    except BaseException:
+        shutil.rmtree(lmdb_path, ignore_errors=True)  # never leave a half-written LMDB under the real name
+        raise
     return lmdb_path
