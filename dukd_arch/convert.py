@@ -12,6 +12,7 @@
 """
 import argparse
 import os
+import pickle
 import sys
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
@@ -45,6 +46,9 @@ def load_state_dict_for_conversion(path: str, param_key: Optional[str] = None, u
     ckpt = _modules_to_state_dicts(ckpt)
     state, used = extract_state_dict(ckpt, param_key, path)
     notes = {'source': os.path.basename(path), 'param_key': used or '(bare state dict)'}
+    others = [k for k in ('params', 'params_ema') if used and k != used and isinstance(ckpt, dict) and k in ckpt]
+    if others:  # e.g. a training checkpoint: the EMA weights are not carried over unless asked for
+        notes['not_converted'] = f'{", ".join(others)} (pass --param-key {others[0]} for those weights)'
     kind = None if keep_names else original_kind(state)
     if kind:
         state, mean = convert_original_state_dict(state, path, kind)
@@ -78,11 +82,16 @@ def main(argv=None) -> int:
     parser.add_argument('--bare', action='store_true', help='.pth output: bare state dict instead of {"params": ...}')
     parser.add_argument('--keep-names', action='store_true', help='do not rename original RCAN / EDSR keys')
     args = parser.parse_args(argv)
+    if os.path.exists(args.output) and os.path.realpath(args.output) == os.path.realpath(args.input):
+        parser.error(f'OUT is IN ({args.input}): the source would be replaced; give another file name')
     try:
         state, notes = load_state_dict_for_conversion(args.input, args.param_key, args.unsafe_trust, args.keep_names)
         save_state_dict(state, args.output, notes, bare=args.bare)
     except (OSError, ValueError, KeyError) as err:
         print(f'error: {err}', file=sys.stderr)
+        return 1
+    except (pickle.UnpicklingError, EOFError) as err:  # --unsafe-trust on a file that holds no pickle
+        print(f'error: {args.input} is not a readable checkpoint ({type(err).__name__}: {err})', file=sys.stderr)
         return 1
     n_params = sum(v.numel() for v in state.values())
     print(f'wrote {args.output}: {len(state)} tensors, {n_params:,} values')

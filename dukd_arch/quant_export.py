@@ -43,6 +43,10 @@ def export(argv=None):
     if os.path.isdir(output):  # `export` takes a folder: the habit would end in IsADirectoryError after the build
         parser.error(f'--out {output} is a folder; give the file to write, e.g. '
                      f'{os.path.join(output, "student_quantized.safetensors")}')
+    if not output.endswith('.safetensors'):  # safetensors bytes under a .pth name would be read as a pickle
+        parser.error(f'--out {output}: the export is a safetensors file; give a name ending in .safetensors')
+    if os.path.exists(output) and os.path.realpath(output) == os.path.realpath(checkpoint):
+        parser.error(f'--out is the checkpoint ({checkpoint}): it would be replaced; give another file name')
     args.checkpoint, args.output = checkpoint, output
 
     opt = load_checked_options(args.opt)  # the whole file, as train.py checks it

@@ -335,6 +335,22 @@ def test_exported_safetensors_with_a_flipped_byte_is_refused_and_named(tmp_path)
         load_exported(path, device='cpu')
 
 
+def test_convert_says_which_weights_it_left_and_never_replaces_its_input(tmp_path, capsys):
+    from dukd_arch.convert import main as convert_main
+    net = _tiny_student()
+    ema = {k: v + 1 for k, v in net.state_dict().items()}
+    torch.save({'params': net.state_dict(), 'params_ema': ema}, str(tmp_path / 'both.pth'))
+    before = (tmp_path / 'both.pth').read_bytes()
+    with pytest.raises(SystemExit):
+        convert_main([str(tmp_path / 'both.pth'), str(tmp_path / 'both.pth')])
+    assert 'OUT is IN' in capsys.readouterr().err and (tmp_path / 'both.pth').read_bytes() == before
+    assert convert_main([str(tmp_path / 'both.pth'), str(tmp_path / 'c.safetensors')]) == 0
+    assert 'not_converted: params_ema (pass --param-key params_ema for those weights)' in capsys.readouterr().out
+    (tmp_path / 'text.pth').write_text('not a pickle')
+    assert convert_main([str(tmp_path / 'text.pth'), str(tmp_path / 'd.pth'), '--unsafe-trust']) == 1
+    assert 'text.pth is not a readable checkpoint' in capsys.readouterr().err
+
+
 def test_quantized_and_converted_safetensors_carry_the_digest(tmp_path):
     from dukd_arch.archs.quant_export import load_quantized, save_quantized
     from dukd_arch.convert import main as convert_main
