@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     parser.add_argument('--name', action='append', help='row label (default: the checkpoint file name)')
     parser.add_argument('--sets', nargs='+', required=True, help='benchmark folders (HR images, or HR/ inside)')
     parser.add_argument('--scale', type=int, required=True, choices=(2, 3, 4, 8))
-    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
     parser.add_argument('--self-ensemble', action='store_true', help='x8 geometric self-ensemble')
     parser.add_argument('--reference', help='NAME of a model: report every other model\'s PSNR to its output')
     parser.add_argument('--threads', type=int, default=None, help='CPU threads (default: torch\'s)')

@@ -22,16 +22,13 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from .archs.auto_teacher_arch import AutoTeacher
+from .devices import command_device
 from .options import load_checked_options
 from .registry import registered_as
 from .model_card import (count_flops, count_parameters, evaluate, measure_latency, render_card,  # noqa: F401
                                write_model_card)
 from .io.network import load_student
 from .archs.teacher import build_teacher, freeze
-
-
-def _default_device() -> str:
-    return str(torch.accelerator.current_accelerator()) if torch.accelerator.is_available() else 'cpu'
 
 
 def _teacher_or_note(opt: dict, device: torch.device):
@@ -57,7 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument('--checkpoint', help='trained student (net_g_*.pth; params_ema preferred)')
     parser.add_argument('--param-key', default=None, help='key of the student weights (default: params_ema, ...)')
     parser.add_argument('--lr-size', type=int, default=64, help='LR input size for FLOPs and latency')
-    parser.add_argument('--device', default=_default_device())
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
     parser.add_argument('--repeats', type=int, default=20, help='timed runs per network (median reported)')
     parser.add_argument('--dataset', default=None, help='validation set (name or key) for PSNR/SSIM')
     parser.add_argument('--max-images', type=int, default=None, help='score only the first N images')
@@ -66,7 +63,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
-        device = torch.device(args.device)
+        device = command_device(args.device)
         net_g = build_network(copy.deepcopy(dict(opt['network_g']))).to(device).eval()
         notes = []
         if args.checkpoint:

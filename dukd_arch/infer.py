@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument('--tile', type=int, default=0, help='LR tile size; 0 = whole image at once (default)')
     parser.add_argument('--tile-pad', type=int, default=None,
                         help='LR context pixels around each tile (default: the measured receptive field)')
-    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda when available)')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
     parser.add_argument('--half', action='store_true', help='fp16 on CUDA')
     parser.add_argument('--self-ensemble', action='store_true', help='x8 geometric self-ensemble (8x slower)')
     parser.add_argument('--suffix', default='_sr', help='added to each output file name (default: _sr)')

@@ -26,6 +26,7 @@ from os import path as osp
 
 import torch
 
+from .devices import command_device
 from .ops import forward_padded, tiled_forward, tiling_error
 from .data.label_store import (MAX_16BIT, VERSION, LabelStoreError, encode_label, image_size, is_lmdb, label_key,
                                 lmdb_meta_sizes, loaded_param_key, manifest_path, plain, png_file_status, png_size,
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     parser.add_argument('--out', help='store folder (default: datasets.train.dataroot_teacher); ".lmdb": LMDB')
     parser.add_argument('--tile', type=int, default=None, help='LR tile size (default: whole images)')
     parser.add_argument('--tile-overlap', type=int, default=32, help='LR pixels of context around each tile')
-    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda if available)')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: the accelerator if any)')
     parser.add_argument('--bf16', action='store_true', help='teacher under bf16 autocast (labels in 16-bit anyway)')
     parser.add_argument('--compression', type=int, default=0, help='PNG compression level 0-9 (default 0: fastest '
                         'to decode; 9: a smaller store that decodes slower; docs/teacher_labels.md)')
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     if not out:
         parser.error('give --out, or set datasets.train.dataroot_teacher in the options file')
     out = out.rstrip('/')
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = command_device(args.device)
     scale = int(opt['scale'])
     ckpt = teacher_checkpoint(opt)
     if ckpt is None:

@@ -28,6 +28,7 @@ import torch
 from basicsr.archs import build_network
 
 from .archs.auto_teacher_arch import AutoTeacher
+from .devices import command_device
 from .ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
 from .options import check_network
 from .options.file import load_options
@@ -147,9 +148,7 @@ class StudentUpsampler:
     def __init__(self, checkpoint: str, options: Union[None, str, dict] = None, param_key: Optional[str] = None,
                  tile: int = 0, tile_pad: Optional[int] = None, device: Union[None, str, torch.device] = None,
                  half: bool = False, self_ensemble: bool = False, alpha: str = 'network'):
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        if self.device.type == 'cuda' and not torch.cuda.is_available():
-            raise ValueError('--device cuda: no CUDA device is visible to torch; use --device cpu.')
+        self.device = command_device(device)
         if half and self.device.type != 'cuda':
             raise ValueError('--half runs fp16 on CUDA only (CPU fp16 convolutions are slower, not faster); '
                              'drop --half or use --device cuda.')
