@@ -60,8 +60,9 @@ def read_set(folder: str, scale: int) -> Tuple[str, List[Tuple[str, np.ndarray, 
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f'{path} is not a readable image')
-        if min(img.shape[:2]) < 2 * scale + 1:
-            raise ValueError(f'{path} is {img.shape[1]}x{img.shape[0]}: too small for x{scale} scoring')
+        if min(img.shape[:2]) < 2 * scale + 11:  # SSIM's 11 px window inside the border of `scale` px
+            raise ValueError(f'{path} is {img.shape[1]}x{img.shape[0]}: too small for x{scale} scoring (SSIM needs '
+                             f'{2 * scale + 11} px on each side)')
         hr = modcrop(img, scale)
         lr, = bicubic_downsample([hr], scale)
         items.append((os.path.splitext(os.path.basename(path))[0], hr, lr))
@@ -276,9 +277,25 @@ def main(argv=None) -> int:
     parser.add_argument('--threads', type=int, default=None, help='CPU threads (default: torch\'s)')
     parser.add_argument('--out', help='Markdown table path; .json and .csv are written beside it')
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads {args.threads}: must be 1 or more')
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        if args.out:  # checked now, not after every model is scored
+            if os.path.splitext(args.out)[1].lower() in ('.json', '.csv'):
+                raise ValueError(f'--out {args.out}: name the Markdown table (e.g. results.md); the .json and .csv '
+                                 'are written beside it')
+            if os.path.isdir(args.out):
+                raise ValueError(f'--out {args.out} is a folder; give the table\'s file name, e.g. '
+                                 f'{os.path.join(args.out, "results.md")}')
+            parent = os.path.dirname(os.path.abspath(args.out))
+            if os.path.exists(parent) and not os.path.isdir(parent):
+                raise ValueError(f'--out {args.out}: {parent} is a file, not a folder')
+        set_names = [os.path.basename(os.path.normpath(folder)) for folder in args.sets]
+        if len(set(set_names)) != len(set_names):  # the columns (and the JSON) are keyed by the folder name
+            raise ValueError(f'two --sets folders have the same name ({set_names}): a column per name; rename '
+                             'one folder (or link it under another name)')
         n = len(args.checkpoint)
         options, networks = _pair(args.opt, n, '-opt'), _pair(args.network, n, '--network')
         names = _pair(args.name, n, '--name') if args.name and len(args.name) > 1 else (

@@ -3,6 +3,7 @@
 The published-table checks need ``../shared/data`` (standard benchmark images and the public PAN x4 teacher,
 never committed here); they skip, saying so, when it is absent.
 """
+import contextlib
 import csv
 import json
 import os
@@ -213,6 +214,27 @@ def test_benchmark_reads_a_spandrel_file_through_auto_teacher(tmp_path, capsys):
                          _tiny_set(tmp_path / 'SetB', n=1), '--scale', '2', '--device', 'cpu'])
     err = capsys.readouterr().err  # an x4 file benchmarked at --scale 2 is refused up front
     assert rc == 2 and 'teacher upscales x4, but scale 2 is asked for' in err
+
+
+def test_benchmark_refuses_before_scoring_what_would_lose_or_merge_results(tmp_path, capsys):
+    torch.manual_seed(0)
+    torch.save(PAN(nf=8, unf=8, nb=1, scale=4).state_dict(), tmp_path / 'pan.pth')
+    base = ['--checkpoint', str(tmp_path / 'pan.pth'), '--network', '{type: PAN, nf: 8, unf: 8, nb: 1}',
+            '--scale', '4', '--device', 'cpu']
+    one, twin = _tiny_set(tmp_path / 'Set5', n=1), _tiny_set(tmp_path / 'other' / 'Set5', n=1)
+    cases = [(['--sets', one, twin], 'two --sets folders have the same name'),
+             (['--sets', one, '--out', str(tmp_path / 'r.json')], 'name the Markdown table'),
+             (['--sets', one, '--out', str(tmp_path)], 'is a folder; give the table'),
+             (['--sets', one, '--threads', '-3'], '--threads -3: must be 1 or more')]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) if '--threads' in extra else contextlib.nullcontext():
+            assert benchmark_main(base + extra) == 2
+        assert message in capsys.readouterr().err
+    tiny = tmp_path / 'Tiny' / 'HR'
+    tiny.mkdir(parents=True)
+    cv2.imwrite(str(tiny / 'a.png'), smooth_image(np.random.default_rng(0), 16, 16))  # SSIM would be nan
+    assert benchmark_main(base + ['--sets', str(tmp_path / 'Tiny')]) == 2
+    assert 'a.png is 16x16: too small for x4 scoring (SSIM needs 19 px on each side)' in capsys.readouterr().err
 
 
 def test_reference_may_cover_some_sets_only():
