@@ -40,6 +40,9 @@ def export(argv=None):
     checkpoint, output = args.checkpoint_flag or args.checkpoint, args.out or args.output
     if not checkpoint or not output:
         parser.error('give --checkpoint CHECKPOINT and --out OUT.safetensors')
+    args.checkpoint, args.output = checkpoint, output
+
+    opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
     if os.path.isdir(output):  # `export` takes a folder: the habit would end in IsADirectoryError after the build
         parser.error(f'--out {output} is a folder; give the file to write, e.g. '
                      f'{os.path.join(output, "student_quantized.safetensors")}')
@@ -47,9 +50,6 @@ def export(argv=None):
         parser.error(f'--out {output}: the export is a safetensors file; give a name ending in .safetensors')
     if os.path.exists(output) and os.path.realpath(output) == os.path.realpath(checkpoint):
         parser.error(f'--out is the checkpoint ({checkpoint}): it would be replaced; give another file name')
-    args.checkpoint, args.output = checkpoint, output
-
-    opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
     metadata, used = export_quantized_student(opt, args.checkpoint, args.output, args.param_key)
     layers = json.loads(metadata['quantization'])
     print(f'{args.output}: {metadata["arch"]} W{metadata["w_bits"]}A{metadata["a_bits"]}, {len(layers)} quantized '

@@ -184,7 +184,22 @@ def main(argv=None) -> int:
     parser.add_argument('--compression', type=int, default=0, help='PNG compression level 0-9 (default 0: fastest '
                         'to decode; 9: a smaller store that decodes slower; docs/teacher_labels.md)')
     args = parser.parse_args(argv)
+    if args.tile is not None and args.tile < 1:
+        parser.error(f'--tile {args.tile}: give the LR tile size in pixels (1 or more), or leave it out')
+    if args.tile_overlap < 0:
+        parser.error(f'--tile-overlap {args.tile_overlap}: must be 0 or more')
+    if not 0 <= args.compression <= 9:
+        parser.error(f'--compression {args.compression}: PNG compression levels are 0-9')
+    import yaml
+    try:
+        return build_labels(args)
+    except (OSError, ValueError, KeyError, yaml.YAMLError) as err:  # LabelStoreError is a ValueError
+        print(f'error: {err}', file=sys.stderr)
+        return 2
 
+
+def build_labels(args) -> int:
+    """The teacher's output on every training LR image into the store (resuming one that is there)."""
     from tqdm import tqdm
 
     from basicsr.utils import FileClient, imfrombytes, img2tensor
@@ -195,10 +210,12 @@ def main(argv=None) -> int:
     opt = load_options(args.opt)
     out = args.out or (opt.get('datasets', {}).get('train') or {}).get('dataroot_teacher')
     if not out:
-        parser.error('give --out, or set datasets.train.dataroot_teacher in the options file')
+        raise ValueError('give --out, or set datasets.train.dataroot_teacher in the options file')
     out = out.rstrip('/')
     device = command_device(args.device)
-    scale = int(opt['scale'])
+    if not isinstance(opt.get('scale'), int):
+        raise ValueError(f'{args.opt}: `scale:` (the SR factor) is missing or not a whole number')
+    scale = opt['scale']
     ckpt = teacher_checkpoint(opt)
     if ckpt is None:
         raise ValueError('path.pretrain_network_t is not set: there is no trained teacher to label with.')

@@ -2,6 +2,7 @@
 import copy
 import json
 import os
+import re
 import random
 
 import cv2
@@ -24,6 +25,16 @@ from pipeline_opts import pipeline_options, run_two_cpu_ranks, write_options
 
 TOL = 1 / 65535
 
+
+
+def assert_refused(argv, match):
+    """The builder's CLI refuses: exit status 2 and a one-line error matching ``match``, no traceback."""
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert build_labels(argv) == 2
+    assert re.search(match, err.getvalue()), err.getvalue()
 
 def _dataset_opt(root, labels=None, **extra):
     opt = {'name': 'tiny', 'type': 'UpcyclingPairedImageDataset', 'dataroot_gt': os.path.join(root, 'data', 'HR'),
@@ -99,8 +110,8 @@ def test_builder_tiles_exactly_or_refuses(store, tmp_path):
     for k in ('000', '003'):
         assert (_read16(os.path.join(tiled, f'{k}.png')) - _read16(os.path.join(labels, f'{k}.png'))).abs().max() \
             <= 1.01 * TOL  # at most one rounding step apart
-    with pytest.raises(ValueError, match='differ by .* raise --tile-overlap'):
-        build_labels(['-opt', opt_file, '--out', str(tmp_path / 't0'), '--tile', '6', '--tile-overlap', '0'])
+    assert_refused(['-opt', opt_file, '--out', str(tmp_path / 't0'), '--tile', '6', '--tile-overlap', '0'],
+                   'differ by .* raise --tile-overlap')
 
 
 def test_builder_resumes_skips_finished_and_rewrites_damaged_labels(store, capsys):
@@ -150,8 +161,7 @@ def test_builder_refuses_to_mix_teachers_in_one_store(store, tmp_path):
     other['path']['pretrain_network_t'] = str(tmp_path / 'other.pth')
     from conftest import save_teacher
     save_teacher(other['path']['pretrain_network_t'], seed=1)
-    with pytest.raises(LabelStoreError, match='another teacher.*--out'):
-        build_labels(['-opt', write_options(other, tmp_path / 'other.yml'), '--device', 'cpu'])
+    assert_refused(['-opt', write_options(other, tmp_path / 'other.yml'), '--device', 'cpu'], 'another teacher.*--out')
 
 
 def test_builder_refuses_an_out_among_the_training_images(store, tmp_path):
@@ -159,14 +169,14 @@ def test_builder_refuses_an_out_among_the_training_images(store, tmp_path):
     lr_dir = opt['datasets']['train']['dataroot_lq']
     before = {f: open(os.path.join(lr_dir, f), 'rb').read() for f in os.listdir(lr_dir)}
     for out in (lr_dir, os.path.join(lr_dir, 'labels'), opt['datasets']['train']['dataroot_gt']):
-        with pytest.raises(LabelStoreError, match='inside datasets.train.dataroot_(lq|gt).*folder of its own'):
-            build_labels(['-opt', opt_file, '--out', out, '--device', 'cpu'])
+        assert_refused(['-opt', opt_file, '--out', out, '--device', 'cpu'],
+                       'inside datasets.train.dataroot_(lq|gt).*folder of its own')
     assert {f: open(os.path.join(lr_dir, f), 'rb').read() for f in os.listdir(lr_dir)} == before
     photos = tmp_path / 'photos'
     photos.mkdir()
     (photos / 'cat.jpg').write_bytes(b'not a store')
-    with pytest.raises(LabelStoreError, match='holds 1 images.*no manifest.json.*not a teacher-label store'):
-        build_labels(['-opt', opt_file, '--out', str(photos), '--device', 'cpu'])
+    assert_refused(['-opt', opt_file, '--out', str(photos), '--device', 'cpu'],
+                   'holds 1 images.*no manifest.json.*not a teacher-label store')
 
 
 def _replace_lr(opt, name, seed=5):
@@ -239,8 +249,7 @@ def test_labels_from_another_param_key_of_the_same_file(store, tmp_path):
     plain_key['path']['param_key_t'] = 'params'
     with pytest.raises(LabelStoreError, match=r"weights under 'params_ema'.*loads 'params'.*param_key_t"):
         check_run_store(plain_key)
-    with pytest.raises(LabelStoreError, match='another teacher'):
-        build_labels(['-opt', write_options(plain_key, tmp_path / 'p.yml'), '--device', 'cpu'])
+    assert_refused(['-opt', write_options(plain_key, tmp_path / 'p.yml'), '--device', 'cpu'], 'another teacher')
     check_run_store(ema)
 
 
@@ -478,3 +487,13 @@ def test_ddp_two_cpu_ranks_train_with_the_store(store, tmp_path):
     assert all(torch.equal(r0['g'][k], r1['g'][k]) for k in r0['g'])
     log = open(next(p for p in (tmp_path / 'experiments' / 'ddp_labels').glob('train_*.log'))).read()
     assert log.count('Real-pair KD term: stored teacher labels, 4 images') == 1
+
+
+def test_builder_refuses_bad_arguments_and_files_in_one_line(tmp_path):
+    (tmp_path / 'a.png').write_bytes(b'\x89PNG not yaml \xff')
+    assert_refused(['-opt', str(tmp_path / 'a.png')], r'a\.png: not valid YAML')
+    assert_refused(['-opt', str(tmp_path / 'missing.yml')], 'options file not found')
+    (tmp_path / 'noscale.yml').write_text('name: x\ndatasets: {train: {dataroot_teacher: labels}}\n')
+    assert_refused(['-opt', str(tmp_path / 'noscale.yml'), '--device', 'cpu'], '`scale:` .* is missing')
+    with pytest.raises(SystemExit):
+        build_labels(['-opt', str(tmp_path / 'noscale.yml'), '--tile', '-1'])

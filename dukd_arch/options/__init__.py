@@ -16,7 +16,6 @@ import os
 import sys
 from collections import OrderedDict
 
-import yaml
 
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -139,11 +138,15 @@ def load_option_file(path, force_yml=None):
     """The option file as BasicSR reads it (same YAML loader), with ``--force_yml`` entries applied."""
     opt = load_options(path)
     for entry in force_yml or []:
+        if '=' not in entry or not entry.split('=', 1)[0].strip():
+            raise ValueError(f'--force_yml {entry!r}: expected KEY:SUBKEY=VALUE, e.g. train:total_iter=1000')
         keys, value = (s.strip() for s in entry.split('=', 1))
         node = opt
         *parents, leaf = keys.split(':')
         for key in parents:
             node = node.setdefault(key, OrderedDict())
+            if not isinstance(node, dict):
+                raise ValueError(f'--force_yml {entry!r}: {key} is a value, not a section, in {path}')
         node[leaf] = _postprocess_yml_value(value)
     return opt
 
@@ -154,11 +157,12 @@ def check_option_file(path, is_train=True, force_yml=None):
     ``is_train=None``: a training file when it has a ``train`` section, else a test file (the tools'
     ``-opt`` takes either)."""
     if not os.path.isfile(path):
-        raise OptionError(f'{path}: options file not found; check the -opt path')
+        raise OptionError(f'{path}: options file not found; check the -opt path'
+                          + (' (it names a folder)' if os.path.isdir(path) else ''))
     try:
         opt = load_option_file(path, force_yml)
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise OptionError(f'{path}: not valid YAML: {err}') from err
+    except ValueError as err:  # not YAML, not a mapping, a malformed --force_yml entry
+        raise OptionError(str(err)) from None
     if is_train is None:
         is_train = isinstance(opt, dict) and 'train' in opt
     return opt, validate_options(opt, is_train=is_train, source=path)
