@@ -195,6 +195,14 @@ def main(argv=None) -> int:
     parser.add_argument('--pth', action='store_true',
                         help='also write student.pth (the bare state dict, for tools that open .pth files)')
     args = parser.parse_args(argv)
+    if args.lr_size < 1:
+        parser.error(f'--lr-size {args.lr_size}: the traced input size, 1 or more (default 32)')
+    try:  # the opsets this torch writes (a private module: a torch without it gets a loose range)
+        from torch.onnx._constants import ONNX_MAX_OPSET as highest, ONNX_MIN_OPSET as lowest
+    except ImportError:
+        lowest, highest = 7, 99
+    if not lowest <= args.opset <= highest:
+        parser.error(f'--opset {args.opset}: this torch exports opsets {lowest}-{highest} (default 17)')
     try:
         opt = load_checked_options(args.opt)  # the whole file, as train.py checks it
         net_g = build_network(copy.deepcopy(dict(opt['network_g']))).eval()

@@ -152,3 +152,17 @@ def test_published_options_auto_detect_the_teacher_key():
             opt = yaml.safe_load(f)
         if 'pretrain_network_t' in (opt.get('path') or {}):
             assert opt['path'].get('param_key_t') is None, path
+
+
+@pytest.mark.parametrize('tool, argv, message', [
+    ('export', ['--out', 'x', '--lr-size', '0'], '--lr-size 0: the traced input size'),
+    ('export', ['--out', 'x', '--opset', '99'], '--opset 99: this torch exports opsets'),
+    ('card', ['--max-images', '-1'], '--max-images -1: must be 1 or more'),
+    ('card', ['--repeats', '0'], '--repeats 0: must be 1 or more'),
+])
+def test_tools_refuse_out_of_range_numbers_before_building(tool, argv, message, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(f'dukd_arch.{tool}').main(
+            ['-opt', f'{REPO}/options/dukd_edsr_x4.yml', '--checkpoint', 'never_read.pth'] + argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
