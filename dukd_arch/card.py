@@ -61,6 +61,9 @@ def main(argv=None) -> int:
     parser.add_argument('--out', default=None, help='Markdown file (default: model_card_<checkpoint name>.md beside '
                         'the run, so the card training wrote is kept; else results/<name>/model_card.md)')
     args = parser.parse_args(argv)
+    if args.out and os.path.isdir(args.out):
+        parser.error(f'--out {args.out} is a folder; give the card\'s file name, e.g. '
+                     f'{os.path.join(args.out, "model_card.md")}')
     for flag, value in (('--lr-size', args.lr_size), ('--repeats', args.repeats), ('--max-images', args.max_images)):
         if value is not None and value < 1:
             parser.error(f'{flag} {value}: must be 1 or more')

@@ -195,6 +195,8 @@ def main(argv=None) -> int:
     parser.add_argument('--pth', action='store_true',
                         help='also write student.pth (the bare state dict, for tools that open .pth files)')
     args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f'--out {args.out} is a file; give the output folder (student.safetensors, .onnx go there)')
     if args.lr_size < 1:
         parser.error(f'--lr-size {args.lr_size}: the traced input size, 1 or more (default 32)')
     try:  # the opsets this torch writes (a private module: a torch without it gets a loose range)

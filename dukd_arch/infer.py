@@ -110,6 +110,8 @@ def main(argv=None) -> int:
                         help='how the alpha channel of RGBA images is upscaled (default: by the network)')
     args = parser.parse_args(argv)
     try:
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise ValueError(f'-o {args.output} is a file; give the output folder')
         inputs = list_inputs(args.input)
         plan = output_paths(inputs, args.output, args.suffix, args.ext)
         upsampler = StudentUpsampler(args.checkpoint, args.opt, args.param_key, args.tile, args.tile_pad,

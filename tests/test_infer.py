@@ -209,3 +209,16 @@ def test_fixed_size_onnx_runs_whole_windows_and_matches_pytorch(tmp_path):
     img = _photo(29, 43)
     want = StudentUpsampler(ckpt, opt, device='cpu').enhance(img).astype(int)
     assert np.abs(up.enhance(img).astype(int) - want).max() <= 1
+
+
+def test_a_file_as_output_folder_or_a_missing_param_key_is_one_clear_line(tmp_path, capsys):
+    ckpt, opt, _ = _student(tmp_path)
+    cv2.imwrite(str(tmp_path / 'in.png'), _photo())
+    (tmp_path / 'taken.png').write_bytes(b'x')
+    assert infer_main(['-i', str(tmp_path / 'in.png'), '-o', str(tmp_path / 'taken.png'), '--checkpoint', ckpt,
+                       '-opt', opt]) == 2
+    assert 'taken.png is a file; give the output folder' in capsys.readouterr().err
+    assert infer_main(['-i', str(tmp_path / 'in.png'), '-o', str(tmp_path / 'sr'), '--checkpoint', ckpt, '-opt', opt,
+                       '--param-key', 'foo']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {ckpt} has no param key \'foo\'') and '--param-key for the tools' in err

@@ -159,6 +159,8 @@ def test_published_options_auto_detect_the_teacher_key():
     ('export', ['--out', 'x', '--opset', '99'], '--opset 99: this torch exports opsets'),
     ('card', ['--max-images', '-1'], '--max-images -1: must be 1 or more'),
     ('card', ['--repeats', '0'], '--repeats 0: must be 1 or more'),
+    ('card', ['--out', REPO], 'is a folder; give the card\'s file name'),
+    ('export', ['--out', f'{REPO}/README.md'], 'is a file; give the output folder'),
 ])
 def test_tools_refuse_out_of_range_numbers_before_building(tool, argv, message, capsys):
     import importlib

@@ -18,6 +18,13 @@ from . import shipped
 
 SAFE_TORCH = (2, 6)  # torch.load(weights_only=True) could still run code before 2.6 (CVE-2025-32434)
 
+class ParamKeyError(KeyError):
+    """A param key the checkpoint does not have; shown as its message (a KeyError would print it quoted)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ''
+
+
 PREFERRED_PARAM_KEYS = ('params', 'params_ema', 'state_dict', 'model', 'net', 'generator')
 
 
@@ -27,7 +34,9 @@ def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     ``dukd:<file>`` names a weight file shipped with the package; shipped files are hash-checked first."""
     path = shipped.resolve(path)
     if not path or not os.path.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path!r}. Check the path in your options file.')
+        raise FileNotFoundError(f'{what} not found: {path!r}' + (' is a folder' if path and os.path.isdir(path) else '')
+                                + '. Check the path (the options file\'s path.* key, or the command\'s '
+                                '--checkpoint).')
     shipped.verify(path)
     if str(path).endswith('.safetensors'):
         from .safetensors_file import read_safetensors_file
@@ -121,12 +130,13 @@ def extract_state_dict(ckpt: dict, param_key: Optional[str] = None, path: str = 
         raise ValueError(f'{path}: expected a dict of tensors, got {type(ckpt).__name__}')
     if param_key is not None:
         if param_key not in ckpt and _is_state_dict(ckpt):  # its keys are tensor names, not param keys
-            raise KeyError(f'{path} holds a bare state dict (tensor names at the top level, no params / params_ema '
-                           f'wrapper), so it has no param key {param_key!r}. Set the param key to ~ (null): '
-                           '`param_key_g: ~` (param_key_t for a teacher; no --param-key for the tools).')
+            raise ParamKeyError(f'{path} holds a bare state dict (tensor names at the top level, no params / '
+                                f'params_ema wrapper), so it has no param key {param_key!r}. Set the param key to ~ '
+                                '(null): `param_key_g: ~` (param_key_t for a teacher; no --param-key for the tools).')
         if param_key not in ckpt:
-            raise KeyError(f'{path} has no param key {param_key!r}; it has {sorted(ckpt)[:8]}. '
-                           'Set the param_key option to one of these (or ~ to auto-detect).')
+            raise ParamKeyError(f'{path} has no param key {param_key!r}; it has {sorted(ckpt)[:8]}. Give one of '
+                                'these (param_key_g / param_key_t in the options, --param-key for the tools), or '
+                                'none to auto-detect.')
         state, used = ckpt[param_key], param_key
     else:
         for key in PREFERRED_PARAM_KEYS:

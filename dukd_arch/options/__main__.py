@@ -10,7 +10,7 @@ from dukd_arch.options import OptionError, check_option_file
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog='python -m dukd_arch.options', description=__doc__)
     parser.add_argument('files', nargs='+')
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument('--train', dest='is_train', action='store_const', const=True,
