@@ -32,6 +32,7 @@ from .devices import command_device
 from .ops import DIHEDRAL_TRANSFORMS, inverse_transform, pad_to_multiple, tiled_forward, transform
 from .options import check_network
 from .options.file import load_options
+from .archs.quant_export import FORMAT as QUANTIZED_FORMAT
 from .io.checkpoint import safetensors_metadata
 from .io.network import load_student as _load_weights
 from .archs.teacher import window_multiple
@@ -57,6 +58,10 @@ def student_network_options(checkpoint: str, options: Union[None, str, dict] = N
     options file), then the options file beside a training checkpoint."""
     if checkpoint.endswith('.safetensors'):
         meta = safetensors_metadata(checkpoint)
+        if meta.get('format') == QUANTIZED_FORMAT:  # integer weights and scales, not a network's state dict
+            raise ValueError(f'{checkpoint} is the integer export of a quantized student (`python -m '
+                             'dukd_arch.quant_export`), for deployment runtimes; run the training checkpoint '
+                             '(with -opt), or the file of `python -m dukd_arch.export --safetensors`.')
         if meta.get('network_g'):
             net_opt = json.loads(meta['network_g'])
             check_network(net_opt, f'{checkpoint} metadata')

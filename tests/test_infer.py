@@ -173,6 +173,11 @@ def test_quantized_student_and_self_ensemble(tmp_path):
     ensembled = StudentUpsampler(ckpt, opt, device='cpu', self_ensemble=True).enhance(img)
     assert plain.shape == ensembled.shape == (img.shape[0] * SCALE, img.shape[1] * SCALE, 3)
     assert not np.array_equal(plain, ensembled)
+    # its integer export is for deployment runtimes: infer says so instead of "the weights do not fit"
+    from dukd_arch.quant_export import main as quant_export_main
+    quant_export_main(['-opt', opt, '--checkpoint', ckpt, '--out', str(tmp_path / 'q.safetensors')])
+    with pytest.raises(ValueError, match='is the integer export of a quantized student'):
+        StudentUpsampler(str(tmp_path / 'q.safetensors'), opt, device='cpu')
 
 
 def test_bad_settings_are_early_one_line_errors(tmp_path, capsys):
