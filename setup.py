@@ -12,6 +12,7 @@ setup(
         'torch>=2.6',  # torch.load(weights_only=True) runs no code only from 2.6 on (CVE-2025-32434)
         'torchvision>=0.21',  # the release that pairs with torch 2.6
         'opencv-python-headless',
+        'Pillow',  # image headers (EXIF orientation, sizes) in infer and the data tools
         'lmdb',
         'pyyaml',
         'tensorboard',

@@ -328,9 +328,8 @@ def main(argv=None) -> int:
         models[i] = {'name': names[i], 'checkpoint': args.checkpoint[i], 'description': up.description,
                      'params': params, 'macs': macs, 'device': str(up.device), 'seconds_per_image': seconds,
                      'peak_memory': peak, 'self_ensemble': args.self_ensemble,
-                     'sets': summarise(rows, [s for s, _, _ in sets])}
+                     'sets': summarise(rows, set_names)}
         all_rows += rows
-    set_names = [s for s, _, _ in sets]
     table = render_table(models, set_names, args.scale, args.reference)
     print(table)
     if args.out:
