@@ -34,6 +34,11 @@ def lookup(registry: Registry, name):
     return found if found is not None else registry._obj_map.get(f'{name}_basicsr')
 
 
+def registered_names(registry: Registry):
+    """Every name an option file can give ``registry`` (basicsr's ``<name>_basicsr`` entries answer to ``<name>``)."""
+    return sorted({name.removesuffix('_basicsr') for name in dict.keys(registry._obj_map)})
+
+
 def registered_as(registry: Registry, name, cls) -> bool:
     """``name`` (short, ``dukd.`` or fork alias) builds ``cls`` or a subclass of it."""
     found = lookup(registry, name)

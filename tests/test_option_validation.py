@@ -149,6 +149,20 @@ def test_network_blocks_are_checked_against_the_constructor():
     assert message.startswith('my.yml: 3 problem(s)')
 
 
+def test_an_unknown_type_lists_every_name_that_works():
+    """BasicSR files SRVGGNetCompact only as `SRVGGNetCompact_basicsr`; the user types (and should read) the short
+    name. spandrel's classes are added on first use, so the list names them as a family."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from dukd_arch.registry import lookup, registered_names
+    opt = _base()
+    opt['network_t']['type'] = 'Nope'
+    listed = _problems(opt).split("registered as 'Nope'; registered: ")[1].splitlines()[0].split(', ')
+    assert 'SRVGGNetCompact' in listed and 'SRVGGNetCompact_basicsr' not in listed
+    assert 'dukd.PAN' in listed
+    assert all(lookup(ARCH_REGISTRY, name) is not None for name in listed if not name.startswith('spandrel.'))
+    assert set(registered_names(ARCH_REGISTRY)) <= set(listed)
+
+
 def test_a_swallowed_kwargs_does_not_hide_a_typo():
     """BasicSR's SwinIR takes **kwargs and ignores them: `window_sise: 8` would silently build window 7."""
     opt = yaml.safe_load(open(f'{REPO}/options/dukd_swinir_x4.yml'))

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from ..registry import lookup, registered_names
 from . import schema
 from .file import load_options
 from .spec import OWN_KEYS_HINT, Context, Section, describe, signature_keys, suggestion
@@ -41,9 +42,9 @@ def validate_options(opt, is_train=True, source='the options'):
 
     model_cls = None
     if isinstance(opt.get('model_type'), str):
-        model_cls = schema.registered(MODEL_REGISTRY, opt['model_type'])
+        model_cls = lookup(MODEL_REGISTRY, opt['model_type'])
         if model_cls is None:
-            names = [n for n in MODEL_REGISTRY._obj_map if not n.endswith('_basicsr')]
+            names = registered_names(MODEL_REGISTRY)
             ctx.error('model_type', f'no model is registered as {opt["model_type"]!r}; '
                       f'{suggestion(opt["model_type"], names, "registered")}')
     # an unknown model_type is reported above; then every model's keys are accepted rather than each flagged

@@ -15,6 +15,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from ..ops import AUGMENTATION_OPS
+from ..registry import lookup, registered_names
 from ..training.precision import parse_amp, parse_compile
 from .spec import (ANY, BOOL, COUNT, NONNEGATIVE, NULL, NUMBER, POSITIVE, PROBABILITY, RATE, STR, Either, ListOf,
                    Section, Type, check, describe, one_of, optional, signature_keys, suggestion)
@@ -24,17 +25,11 @@ STRINGS = ListOf(STR, 'a list of strings')
 
 
 # ----------------------------------------------------------------------------------------- registries
-def registered(registry, name):
-    """The registered object, also under BasicSR's ``<name>_basicsr`` fallback; None when absent."""
-    objects = registry._obj_map
-    return objects.get(name, objects.get(f'{name}_basicsr')) if isinstance(name, str) else None
-
-
 def _network_class(block):
     """The arch class a ``network_*`` block builds, or None (not a block, unknown, or its optional extra is missing:
     the type check reports those)."""
     try:
-        return registered(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
+        return lookup(ARCH_REGISTRY, block.get('type')) if isinstance(block, dict) else None
     except ImportError:
         return None
 
@@ -44,12 +39,14 @@ def _check_registered_type(registry, what, value, path, ctx):
         ctx.error(path, f'expected the name of a registered {what}, got {describe(value)}')
         return None
     try:
-        obj = registered(registry, value)
+        obj = lookup(registry, value)
     except ImportError as err:  # a name of an optional extra (spandrel.<Class>) whose library is missing
         ctx.error(path, str(err))
         return None
     if obj is None:
-        names = [n for n in registry._obj_map if not n.endswith('_basicsr')]
+        names = registered_names(registry)
+        if registry is ARCH_REGISTRY and not any(n.startswith('spandrel.') for n in names):  # added on first use
+            names.append('spandrel.<any class spandrel ships>')
         ctx.error(path, f'no {what} is registered as {value!r}; {suggestion(value, names, "registered")}')
     return obj
 

@@ -186,9 +186,9 @@ def mutate(rng, opt, is_train):
 
 def _delete_network_key(opt, path, parent, key):
     from basicsr.utils.registry import ARCH_REGISTRY
-    from dukd_arch.options.schema import registered
+    from dukd_arch.registry import lookup
     from dukd_arch.options.spec import signature_keys
-    arch = registered(ARCH_REGISTRY, parent.get('type'))
+    arch = lookup(ARCH_REGISTRY, parent.get('type'))
     if arch is None or key == 'type':
         return None
     _, required = signature_keys(arch)
