@@ -107,9 +107,10 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='output folder of a single set (default: ROOT/SET)')
     p.add_argument('--force', action='store_true', help='download again even if the folder is complete')
     args = p.parse_args(argv)
-    sets = CORPUS if args.set == 'corpus' else (args.set, )
-    for name in sets:
-        fetch(args.out if args.out and len(sets) == 1 else osp.join(args.root, name), args.force, name)
+    if args.out and args.set == 'corpus':
+        p.error('--out names the folder of one set; the corpus is several: give --root (one sub-folder per set)')
+    for name in CORPUS if args.set == 'corpus' else (args.set, ):
+        fetch(args.out or osp.join(args.root, name), args.force, name)
 
 
 if __name__ == '__main__':

@@ -111,6 +111,17 @@ def test_make_demo_installs_only_what_is_missing():
     assert demo.splitlines()[0].strip() == '' and 'check_install.py' in demo and '|| $(MAKE) install' in demo
 
 
+def test_fetch_photos_refuses_one_out_folder_for_the_whole_corpus(tmp_path, capsys):
+    """`--set corpus --out X` used to ignore X and write under --root: the user would look for the photos in X."""
+    spec = importlib.util.spec_from_file_location('fetch_photos', f'{REPO}/scripts/fetch_photos.py')
+    fetch_photos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch_photos)
+    with pytest.raises(SystemExit) as exit_info:
+        fetch_photos.main(['--set', 'corpus', '--out', str(tmp_path / 'photos')])
+    assert exit_info.value.code == 2 and '--out names the folder of one set' in capsys.readouterr().err
+    assert not (tmp_path / 'photos').exists()
+
+
 def test_card_runs_without_runtime_warning_and_quant_export_takes_exports_flags(capsys):
     card = _python('-W', 'error::RuntimeWarning', '-m', 'dukd_arch.card', '--help')  # the package no longer
     assert card.returncode == 0 and 'RuntimeWarning' not in card.stderr                # imports the CLI module
