@@ -292,6 +292,28 @@ def test_the_cli_checks_files(tmp_path, capsys):
     assert main(['--train', test_file]) == 1 and '\n  train: missing' in capsys.readouterr().err
 
 
+def test_the_cli_names_data_and_checkpoints_it_cannot_find(tmp_path, capsys, monkeypatch):
+    """A file written for another machine still passes (with a note per path); --require-paths makes them fail."""
+    from dukd_arch.options.__main__ import main
+    monkeypatch.chdir(tmp_path)
+    opt = copy.deepcopy(_base())
+    (tmp_path / 'hr').mkdir()
+    (tmp_path / 'teacher.pth').write_bytes(b'')
+    opt['datasets']['train'].update(dataroot_gt='hr', dataroot_lq='no_lr')
+    opt['datasets']['val'].update(dataroot_gt='hr', dataroot_lq='hr')
+    opt['path'].update(pretrain_network_t='teacher.pth', pretrain_network_g='~')
+    path = tmp_path / 'opt.yml'
+    path.write_text(yaml.safe_dump(opt))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: not found from here: datasets.train.dataroot_lq: 'no_lr'" in out
+    assert out.count('not found') == 1
+    assert main(['--require-paths', str(path)]) == 1
+    assert f"{path}: 1 path(s) not found from {tmp_path}:\n  datasets.train.dataroot_lq: 'no_lr'" in capsys.readouterr().err
+    (tmp_path / 'no_lr').mkdir()
+    assert main(['--require-paths', str(path)]) == 0
+
+
 @pytest.mark.parametrize('tool', ['card', 'export', 'quant_export'])
 def test_the_tools_refuse_a_bad_option_file_with_train_pys_message(tool, tmp_path, monkeypatch, capsys):
     import importlib
