@@ -78,10 +78,13 @@ def convergence(curve, total):
 
 
 def git_commit():
+    """HEAD, with ``+dirty`` when tracked files differ from it (that code is in no commit)."""
     try:
-        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(['git', 'diff', '--quiet', 'HEAD'], cwd=ROOT, capture_output=True).returncode == 1
     except OSError:
         return None
+    return f'{head}+dirty' if head and dirty else head
 
 
 def score_on_test(run: Run, data_root: str, log_dir: str, threads, weights=None) -> dict:

@@ -337,6 +337,7 @@ def _train_and_score(run, spec, args, board, pilot):
     row, cap, regime, seed = spec[:4]
     log_dir = osp.join('experiments', '_gain_v2_logs')
     os.makedirs(log_dir, exist_ok=True)
+    train_commit = git_commit()  # the code this (last) segment imports; HEAD may move while it trains
     pipeline.train(run, log_dir, threads=args.threads, resume=True, progress=False, report=board.reporter(run.name))
     curve = pipeline.curve(run)
     seconds, segments = pipeline.wall_seconds(run)
@@ -347,7 +348,7 @@ def _train_and_score(run, spec, args, board, pilot):
               'converged': gain is not None and gain < 0.01, 'train_seconds': seconds, 'train_segments': segments,
               'threads': args.threads,
               'machine': f'{platform.platform()}, {os.cpu_count()} CPUs', 'commit': git_commit(),
-              'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
+              'train_commit': train_commit, 'finished': time.strftime('%Y-%m-%d %H:%M:%S')}
     if not pilot:
         result['test'] = score(run, args.bench_root, args.threads, args.teacher)
     return result

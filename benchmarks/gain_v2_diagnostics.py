@@ -5,9 +5,13 @@ them), never a choice of the study. Nothing here trains unless asked (``--retrai
         imitation (PSNR to PAN's output on Set5 / Set14) for runs scored before the runner computed it
     python benchmarks/gain_v2_diagnostics.py crops --bench-root DIR
         docs/img/gain_v2_crops.png: the deciding cell's students, PAN and bicubic side by side
+    python benchmarks/gain_v2_diagnostics.py provenance
+        which commit each run trained with, and whether files of the training path changed before it was scored
 """
 import argparse
+import datetime
 import os
+import subprocess
 import sys
 import time
 from os import path as osp
@@ -132,10 +136,44 @@ def crops(args):
           f'dB), seed {seed}')
 
 
+# what train.py runs for a study run: a change here between a run's start and its scoring may change its numbers
+TRAINING_PATH = ('train.py', 'options/gain_v2', 'dukd_arch/archs', 'dukd_arch/compat.py', 'dukd_arch/data',
+                 'dukd_arch/losses', 'dukd_arch/models', 'dukd_arch/ops', 'dukd_arch/training')
+
+
+def _git(*cmd):
+    return subprocess.run(['git', *cmd], cwd=v2.ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def provenance(args):
+    """A run's JSON ``commit`` is HEAD when it was scored. Runs scored before the runner also wrote
+    ``train_commit`` (HEAD when its last training segment started) are dated here: the newest commit before
+    ``finished − train_seconds``. For a resumed run that sum leaves out the pauses between its segments, so its
+    start is placed late and a change before it can be missed."""
+    rows, changed = [], 0
+    for result in v2.load(args.results):
+        started = result.get('train_commit')
+        if started is None:
+            start = (datetime.datetime.strptime(result['finished'], '%Y-%m-%d %H:%M:%S')
+                     - datetime.timedelta(seconds=result.get('train_seconds') or 0))
+            started = _git('rev-list', '-1', f'--before={start.isoformat()}+00:00', 'HEAD')
+        scored = result.get('commit') or ''
+        files = _git('diff', '--name-only', started.removesuffix('+dirty'), scored.removesuffix('+dirty'), '--',
+                     *TRAINING_PATH).split() if started != scored else []
+        changed += bool(files)
+        rows.append(f"| {result['name']} | {result.get('train_segments', 1)} | {started[:7]} | {scored[:7]} | "
+                    f"{', '.join(f.removeprefix('dukd_arch/') for f in files) or '-'} |")
+    print('| run | segments | trained at | scored at | training-path files changed in between |')
+    print('|---|---|---|---|---|')
+    print('\n'.join(rows))
+    print(f'\n{changed} of {len(rows)} runs: files of the training path changed between the commit they trained at '
+          'and the one their JSON records.')
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('command', choices=('imitation', 'crops'))
-    p.add_argument('--bench-root', required=True, help='folder holding Set5/ Set14/ BSD68/ Urban100/ (HR images)')
+    p.add_argument('command', choices=('imitation', 'crops', 'provenance'))
+    p.add_argument('--bench-root', help='folder holding Set5/ Set14/ BSD68/ Urban100/ (HR images)')
     p.add_argument('--data-root', default=v2.DATA)
     p.add_argument('--results', default=v2.RESULTS)
     p.add_argument('--teacher', default=None, help='PAN x4 checkpoint (default: the option file\'s)')
@@ -147,6 +185,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     os.chdir(v2.ROOT)
+    if args.command == 'provenance':
+        return provenance(args)
+    if not args.bench_root:
+        sys.exit(f'{args.command}: give --bench-root DIR (a folder holding Set5/ Set14/ BSD68/ Urban100/)')
     (add_imitation if args.command == 'imitation' else crops)(args)
 
 

@@ -1,6 +1,7 @@
 """Study v2 (docs/gain_protocol_v2.md): its runs' options, its corpus split and its statistics."""
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
+import bench_gain  # noqa: E402
 import bench_gain_v2 as v2  # noqa: E402
 import gain_v2_diagnostics as diagnostics  # noqa: E402
 from dukd_arch.options import validate_options  # noqa: E402
@@ -218,6 +220,36 @@ def test_imitation_is_added_only_from_the_checkpoint_that_was_scored(tmp_path, m
     assert 'gain2_kd_17k_full_s2: no checkpoint' in out and '--retrain' in out
 
 
+def test_provenance_names_training_code_that_changed_before_a_run_was_scored(tmp_path, monkeypatch, capsys):
+    """A JSON's `commit` is HEAD at scoring; the code a run trained with is HEAD when it started."""
+    repo, results = tmp_path / 'repo', tmp_path / 'results'
+    (repo / 'dukd_arch' / 'models').mkdir(parents=True)
+    results.mkdir()
+    git = ['git', '-C', str(repo), '-c', 'user.name=t', '-c', 'user.email=t@t']
+    subprocess.run(git + ['init', '-q'], check=True)
+    commits = []
+    for files, when in (({'train.py': '1'}, '2026-12-01T10:00:00+00:00'),
+                        ({'dukd_arch/models/m.py': '2', 'README.md': 'r'}, '2026-12-01T12:00:00+00:00')):
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        subprocess.run(git + ['add', '-A'], check=True)
+        subprocess.run(git + ['commit', '-qm', 'c'], check=True, env={**os.environ, 'GIT_COMMITTER_DATE': when,
+                                                                     'GIT_AUTHOR_DATE': when})
+        commits.append(subprocess.run(git + ['rev-parse', 'HEAD'], capture_output=True, text=True).stdout.strip())
+    runs = {'gain2_a': {'train_commit': commits[0]},  # recorded at its start
+            'gain2_b': {'finished': '2026-12-01 13:00:00', 'train_seconds': 7200.0},  # dated: started at 11:00
+            'gain2_c': {'finished': '2026-12-01 13:00:00', 'train_seconds': 60.0}}  # started after both commits
+    for name, fields in runs.items():
+        (results / f'{name}.json').write_text(json.dumps({'name': name, 'commit': commits[1], **fields}))
+    monkeypatch.setattr(v2, 'ROOT', str(repo))
+    diagnostics.provenance(diagnostics.parse_args(['provenance', '--results', str(results)]))
+    out = capsys.readouterr().out
+    assert f'| gain2_a | 1 | {commits[0][:7]} | {commits[1][:7]} | models/m.py |' in out
+    assert f'| gain2_b | 1 | {commits[0][:7]} | {commits[1][:7]} | models/m.py |' in out
+    assert f'| gain2_c | 1 | {commits[1][:7]} | {commits[1][:7]} | - |' in out
+    assert '2 of 3 runs: files of the training path changed' in out
+
+
 def test_per_image_differences_average_the_seeds_both_rows_have():
     results = [_fake('kd', s, 0.0) for s in (0, 1)] + [_fake('dukd_edsr', s, 0.1 * (s + 1)) for s in (0, 1, 2)]
     results[-1]['test']['images']['Set5/im0'][0] = 99.0  # seed 2 has no KD twin: never counted
@@ -242,10 +274,13 @@ def test_runner_trains_what_is_missing_with_a_progress_line_per_running_run(tmp_
     done = _fake(specs[0][0], specs[0][3], 0.0)
     (results / f"{done['name']}.json").write_text(json.dumps(done))
     trained = []
+    head = {'now': 'a' * 40}
+    monkeypatch.setattr(bench_gain, 'git_commit', lambda: head['now'])
 
     def train(run, log_dir, threads=None, resume=False, progress=True, report=None):
         assert resume and not progress  # the board reports, not one tqdm bar per thread
         trained.append(run.name)
+        head['now'] = 'b' * 40  # a commit lands while the run trains
         report(1000, '31.00')
         report(2000, '31.50')
         return 12.0
@@ -259,11 +294,27 @@ def test_runner_trains_what_is_missing_with_a_progress_line_per_running_run(tmp_
     assert trained == [v2.make_run(*s[:4]).name for s in specs[1:]]  # the finished run is not trained again
     written = json.loads((results / f'{trained[0]}.json').read_text())
     assert written['iters'] == 2000 and written['val_psnr'] == 31.5 and abs(written['val_gain_last20'] - 0.1) < 1e-9
+    assert (written['train_commit'], written['commit']) == ('a' * 40, 'b' * 40)  # trained by a's code, scored at b
     log = capsys.readouterr().out
     assert '[gain v2] 3 runs (2 to train)' in log
     running = [line.split() for line in log.splitlines() if line.startswith('  ')]
     assert [trained[0], '0/2000', 'it', 'starting'] in running  # printed as each run starts, then at most every 60 s
     assert log.rstrip().endswith('(not listed: 2 done)')
+
+
+def test_git_commit_says_when_the_code_is_in_no_commit(tmp_path, monkeypatch):
+    git = ['git', '-C', str(tmp_path), '-c', 'user.name=t', '-c', 'user.email=t@t']
+    subprocess.run(git + ['init', '-q'], check=True)
+    (tmp_path / 'a.py').write_text('x = 1\n')
+    subprocess.run(git + ['add', 'a.py'], check=True)
+    subprocess.run(git + ['commit', '-qm', 'a'], check=True)
+    monkeypatch.setattr(bench_gain, 'ROOT', str(tmp_path))
+    head = subprocess.run(git + ['rev-parse', 'HEAD'], capture_output=True, text=True).stdout.strip()
+    assert bench_gain.git_commit() == head
+    (tmp_path / 'untracked.json').write_text('{}')  # results not committed yet: the code is still HEAD's
+    assert bench_gain.git_commit() == head
+    (tmp_path / 'a.py').write_text('x = 2\n')
+    assert bench_gain.git_commit() == f'{head}+dirty'
 
 
 def test_bicubic_reference_averages_images_not_sets(tmp_path, monkeypatch):
