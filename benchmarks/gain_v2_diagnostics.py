@@ -161,7 +161,7 @@ def provenance(args):
         files = _git('diff', '--name-only', started.removesuffix('+dirty'), scored.removesuffix('+dirty'), '--',
                      *TRAINING_PATH).split() if started != scored else []
         changed += bool(files)
-        rows.append(f"| {result['name']} | {result.get('train_segments', 1)} | {started[:7]} | {scored[:7]} | "
+        rows.append(f"| {result['name']} | {result.get('train_segments', '?')} | {started[:7]} | {scored[:7]} | "
                     f"{', '.join(f.removeprefix('dukd_arch/') for f in files) or '-'} |")
     print('| run | segments | trained at | scored at | training-path files changed in between |')
     print('|---|---|---|---|---|')

@@ -244,9 +244,9 @@ def test_provenance_names_training_code_that_changed_before_a_run_was_scored(tmp
     monkeypatch.setattr(v2, 'ROOT', str(repo))
     diagnostics.provenance(diagnostics.parse_args(['provenance', '--results', str(results)]))
     out = capsys.readouterr().out
-    assert f'| gain2_a | 1 | {commits[0][:7]} | {commits[1][:7]} | models/m.py |' in out
-    assert f'| gain2_b | 1 | {commits[0][:7]} | {commits[1][:7]} | models/m.py |' in out
-    assert f'| gain2_c | 1 | {commits[1][:7]} | {commits[1][:7]} | - |' in out
+    assert f'| gain2_a | ? | {commits[0][:7]} | {commits[1][:7]} | models/m.py |' in out
+    assert f'| gain2_b | ? | {commits[0][:7]} | {commits[1][:7]} | models/m.py |' in out
+    assert f'| gain2_c | ? | {commits[1][:7]} | {commits[1][:7]} | - |' in out
     assert '2 of 3 runs: files of the training path changed' in out
 
 
