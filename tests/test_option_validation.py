@@ -314,6 +314,50 @@ def test_the_cli_names_data_and_checkpoints_it_cannot_find(tmp_path, capsys, mon
     assert main(['--require-paths', str(path)]) == 0
 
 
+@pytest.mark.parametrize('script', ['train.py', 'test.py'])
+def test_a_missing_data_root_stops_before_any_run_folder_is_made(script, tmp_path):
+    """Each failed start used to leave experiments/<name> and tb_logger/<name> (results/<name> for test.py),
+    archived as <name>_archived_<time> on the next try, with a traceback ending in the dataset's message."""
+    opt = _base() if script == 'train.py' else yaml.safe_load(open(f'{REPO}/options/test/test_dukd_rcan_x4.yml'))
+    opt['name'] = f'missing_root_{script[:-3]}_{os.getpid()}'
+    (tmp_path / 'hr').mkdir()
+    for dataset in opt['datasets'].values():
+        dataset.update(dataroot_gt='hr', dataroot_lq='hr')
+    last = list(opt['datasets'])[-1]
+    opt['datasets'][last]['dataroot_lq'] = 'no_lr'
+    path = tmp_path / 'opt.yml'
+    path.write_text(yaml.safe_dump(opt))
+    env = {**os.environ, 'PYTHONPATH': REPO}
+    proc = subprocess.run([sys.executable, os.path.join(REPO, script), '-opt', str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr
+    assert f"Error: datasets.{last}.dataroot_lq (set {opt['datasets'][last]['name']!r}): 'no_lr' does not exist" \
+        in proc.stderr
+    for folder in ('experiments', 'tb_logger', 'results'):
+        assert not os.path.exists(os.path.join(REPO, folder, opt['name'])), folder
+
+
+def test_a_missing_teacher_stops_before_any_run_folder_is_made_unless_resuming_replaces_it(tmp_path):
+    """A missing pretrain_network_t is refused up front; a missing pretrain_network_g is not when --auto_resume may
+    point it at the run's own models/ (BasicSR's check_resume), but the teacher's path is kept on resume, so is."""
+    from dukd_arch.options import OptionError, check_sources
+    (tmp_path / 'hr').mkdir()
+    opt = _base()
+    for dataset in opt['datasets'].values():
+        dataset.update(dataroot_gt=str(tmp_path / 'hr'), dataroot_lq=str(tmp_path / 'hr'))
+    teacher = tmp_path / 'teacher.pth'
+    opt['path'].update(pretrain_network_t=str(teacher), pretrain_network_g=str(tmp_path / 'no_student.pth'))
+    teacher.write_bytes(b'')
+    with pytest.raises(OptionError, match=r"^path\.pretrain_network_g: checkpoint not found: '.*no_student\.pth'"):
+        check_sources(opt, resuming=False)
+    check_sources(opt, resuming=True)
+    teacher.unlink()
+    with pytest.raises(OptionError, match=r"^path\.pretrain_network_t: checkpoint not found: '.*teacher\.pth'"):
+        check_sources(opt, resuming=True)
+    opt['path']['pretrain_network_t'] = 'dukd:reference_teacher_x4.safetensors'  # shipped with the package
+    check_sources(opt, resuming=True)
+
+
 @pytest.mark.parametrize('tool', ['card', 'export', 'quant_export'])
 def test_the_tools_refuse_a_bad_option_file_with_train_pys_message(tool, tmp_path, monkeypatch, capsys):
     import importlib

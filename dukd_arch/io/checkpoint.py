@@ -28,15 +28,22 @@ class ParamKeyError(KeyError):
 PREFERRED_PARAM_KEYS = ('params', 'params_ema', 'state_dict', 'model', 'net', 'generator')
 
 
-def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
-    """Load a checkpoint safely; every failure names the file and what to do.
-
-    ``dukd:<file>`` names a weight file shipped with the package; shipped files are hash-checked first."""
+def locate(path: str, what: str = 'checkpoint') -> str:
+    """The file a checkpoint path names (``dukd:<file>``: a weight file shipped with the package), or
+    ``FileNotFoundError`` naming it."""
     path = shipped.resolve(path)
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path!r}' + (' is a folder' if path and os.path.isdir(path) else '')
                                 + '. Check the path (the options file\'s path.* key, or the command\'s '
                                 '--checkpoint).')
+    return path
+
+
+def read_checkpoint(path: str, what: str = 'checkpoint') -> dict:
+    """Load a checkpoint safely; every failure names the file and what to do.
+
+    ``dukd:<file>`` names a weight file shipped with the package; shipped files are hash-checked first."""
+    path = locate(path, what)
     shipped.verify(path)
     if str(path).endswith('.safetensors'):
         from .safetensors_file import read_safetensors_file
