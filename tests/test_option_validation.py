@@ -301,15 +301,16 @@ def test_the_cli_names_data_and_checkpoints_it_cannot_find(tmp_path, capsys, mon
     (tmp_path / 'teacher.pth').write_bytes(b'')
     opt['datasets']['train'].update(dataroot_gt='hr', dataroot_lq='no_lr')
     opt['datasets']['val'].update(dataroot_gt='hr', dataroot_lq='hr')
-    opt['path'].update(pretrain_network_t='teacher.pth', pretrain_network_g='~')
+    opt['path'].update(pretrain_network_t='teacher.pth', pretrain_network_g='~/../' + str(tmp_path / 'teacher.pth'))
     path = tmp_path / 'opt.yml'
     path.write_text(yaml.safe_dump(opt))
     assert main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert "note: not found from here: datasets.train.dataroot_lq: 'no_lr'" in out
-    assert out.count('not found') == 1
+    assert f"note: from {tmp_path}: datasets.train.dataroot_lq (set 'DIV2K'): 'no_lr' does not exist" in out
+    assert out.count('note: from') == 1
     assert main(['--require-paths', str(path)]) == 1
-    assert f"{path}: 1 path(s) not found from {tmp_path}:\n  datasets.train.dataroot_lq: 'no_lr'" in capsys.readouterr().err
+    assert f"{path}: 1 path(s) not found from {tmp_path}:\n  datasets.train.dataroot_lq (set 'DIV2K'): 'no_lr' " \
+        in capsys.readouterr().err
     (tmp_path / 'no_lr').mkdir()
     assert main(['--require-paths', str(path)]) == 0
 

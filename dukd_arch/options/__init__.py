@@ -20,14 +20,11 @@ from collections import OrderedDict
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..registry import lookup, registered_as, registered_names
+from ..registry import lookup, registered_names
 from . import schema
 from .file import load_options
-from .spec import OWN_KEYS_HINT, Context, Section, describe, signature_keys, suggestion
-
-
-class OptionError(ValueError):
-    """The option file has problems; the message lists each with its key path and the fix."""
+from .sources import check_sources
+from .spec import OWN_KEYS_HINT, Context, OptionError, Section, describe, signature_keys, suggestion
 
 
 def validate_options(opt, is_train=True, source='the options'):
@@ -187,35 +184,6 @@ def check_command_line(argv=None, is_train=True):
     _, notes = check_option_file(args.opt, is_train=is_train, force_yml=args.force_yml)
     for note in notes:
         print(f'Note ({args.opt}): {note}', file=sys.stderr)
-
-
-def check_sources(opt, resuming: bool) -> None:
-    """The data and checkpoints a run reads, checked as building the run would check them, but before BasicSR
-    creates (and on the next start archives) the run's experiments/, tb_logger/ or results/ folder: each paired
-    dataset's folders, LMDBs and meta_info file; ``path.resume_state``; each ``path.pretrain_network_<x>``, except,
-    when resuming, those BasicSR points at the run's own models/ instead (compat.check_resume keeps our teacher's)."""
-    from basicsr.data.paired_image_dataset import PairedImageDataset
-    from basicsr.utils.registry import DATASET_REGISTRY
-
-    from ..compat import TEACHER_NETWORK, is_dukd_model
-    from ..data.pair_folders import check_pair_sources
-    from ..io.checkpoint import locate
-    for section, dataset in (opt.get('datasets') or {}).items():
-        if registered_as(DATASET_REGISTRY, dataset.get('type'), PairedImageDataset):
-            try:  # messages name the section (`test_2`), not BasicSR's phase (`test`)
-                check_pair_sources({**dataset, 'phase': section})
-            except (OSError, ValueError) as err:
-                raise OptionError(str(err)) from None
-    path = opt.get('path') or {}
-    kept = set(path.get('ignore_resume_networks') or []) | ({TEACHER_NETWORK} if is_dukd_model(opt) else set())
-    for key, value in path.items():
-        checked = key == 'resume_state' or (key.startswith('pretrain_network_')
-                                            and not (resuming and key.removeprefix('pretrain_') not in kept))
-        if checked and isinstance(value, str):
-            try:
-                locate(value, f'path.{key}: checkpoint')
-            except FileNotFoundError as err:
-                raise OptionError(str(err)) from None
 
 
 def validated_parse_options(root_path, is_train=True):

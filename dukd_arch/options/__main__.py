@@ -2,31 +2,15 @@
 
 Each file is checked as train.py checks it when it has a ``train`` section, else as test.py does;
 ``--train`` / ``--test`` force one for every file. Data roots, meta-info files and checkpoints that do not
-exist from here are noted (the file may be meant for another machine); ``--require-paths`` fails on them."""
+exist from here (``options/sources.py``) are noted, as the file may be meant for another machine;
+``--require-paths`` fails on them."""
 import argparse
 import os
 import sys
 
 import dukd_arch  # noqa: F401  (registers archs, datasets, losses and models: names are checked against them)
 from dukd_arch.options import OptionError, check_option_file
-
-DATASET_PATHS = ('dataroot_gt', 'dataroot_lq', 'dataroot_teacher', 'meta_info_file')
-
-
-def missing_paths(opt) -> list:
-    """``key: 'path'`` for each file or folder the option file names that does not exist (``~`` expanded and
-    relative to the current folder, as train.py reads them)."""
-    named = []
-    for phase, dataset in (opt.get('datasets') or {}).items():
-        if isinstance(dataset, dict):
-            named += [(f'datasets.{phase}.{key}', dataset.get(key)) for key in DATASET_PATHS]
-    path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
-    named += [(f'path.{key}', value) for key, value in path.items()
-              if key.startswith('pretrain_network_') or key == 'resume_state']
-    for net in ('network_g', 'network_t'):  # AutoTeacher and spandrel teachers read their own file
-        if isinstance(opt.get(net), dict):
-            named.append((f'{net}.path', opt[net].get('path')))
-    return [f'{key}: {value!r}' for key, value in named if isinstance(value, str) and not os.path.exists(os.path.expanduser(value))]
+from dukd_arch.options.sources import other_missing_paths, source_problems
 
 
 def main(argv=None):
@@ -48,13 +32,13 @@ def main(argv=None):
             failed += 1
             print(err, file=sys.stderr)
             continue
-        missing = missing_paths(opt)
+        missing = source_problems(opt) + other_missing_paths(opt)
         if missing and args.require_paths:
             failed += 1
             print(f'{path}: {len(missing)} path(s) not found from {os.getcwd()}:'
                   + ''.join(f'\n  {m}' for m in missing), file=sys.stderr)
             continue
-        notes += [f'not found from here: {m}' for m in missing]
+        notes += [f'from {os.getcwd()}: {m}' for m in missing]
         as_train = args.is_train if args.is_train is not None else 'train' in opt
         print(f'{path}: ok (checked as {"train.py" if as_train else "test.py"} options)'
               + ''.join(f'\n  note: {n}' for n in notes))

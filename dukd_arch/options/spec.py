@@ -3,7 +3,8 @@
 A ``Section`` knows its keys (each with a spec); a spec is a ``Type`` (a check on a leaf value), a
 ``Section`` (a mapping), a ``ListOf``, an ``Either`` of those, or a callable ``(value, path, ctx)`` for
 checks that need the rest of the file (registered names, constructor signatures). Problems are collected
-in ``ctx.errors`` as ``(path, message)``; nothing is raised here.
+in ``ctx.errors`` as ``(path, message)``; nothing is raised here (``OptionError``, raised by the callers, lives here
+so that every module of the package can import it).
 """
 import difflib
 import fnmatch
@@ -11,6 +12,10 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+
+class OptionError(ValueError):
+    """The option file has problems; the message lists each with its key path and the fix."""
 
 
 @dataclass
