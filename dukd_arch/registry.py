@@ -36,7 +36,7 @@ def lookup(registry: Registry, name):
 
 def registered_names(registry: Registry):
     """Every name an option file can give ``registry`` (basicsr's ``<name>_basicsr`` entries answer to ``<name>``)."""
-    return sorted({name.removesuffix('_basicsr') for name in dict.keys(registry._obj_map)})
+    return sorted({name.removesuffix('_basicsr') for name in registry._obj_map})
 
 
 def registered_as(registry: Registry, name, cls) -> bool:

@@ -357,6 +357,9 @@ def test_a_missing_teacher_stops_before_any_run_folder_is_made_unless_resuming_r
         check_sources(opt, resuming=True)
     opt['path']['pretrain_network_t'] = 'dukd:reference_teacher_x4.safetensors'  # shipped with the package
     check_sources(opt, resuming=True)
+    opt['network_t'] = {'type': 'AutoTeacher', 'path': str(tmp_path / 'public.pth'), 'scale': 4}  # reads its own
+    with pytest.raises(OptionError, match=r"^network_t\.path: checkpoint not found: '.*public\.pth'"):
+        check_sources(opt, resuming=True)
 
 
 @pytest.mark.parametrize('tool', ['card', 'export', 'quant_export'])

@@ -28,14 +28,14 @@ class ParamKeyError(KeyError):
 PREFERRED_PARAM_KEYS = ('params', 'params_ema', 'state_dict', 'model', 'net', 'generator')
 
 
-def locate(path: str, what: str = 'checkpoint') -> str:
+def locate(path: str, what: str = 'checkpoint',
+           hint: str = "Check the path (the options file's path.* key, or the command's --checkpoint).") -> str:
     """The file a checkpoint path names (``dukd:<file>``: a weight file shipped with the package), or
     ``FileNotFoundError`` naming it."""
     path = shipped.resolve(path)
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path!r}' + (' is a folder' if path and os.path.isdir(path) else '')
-                                + '. Check the path (the options file\'s path.* key, or the command\'s '
-                                '--checkpoint).')
+                                + f'. {hint}')
     return path
 
 

@@ -23,9 +23,10 @@ def _is_paired(dataset) -> bool:
 def source_problems(opt, resuming: bool = False) -> List[str]:
     """What building the run would stop on: each paired dataset's folders, LMDBs and meta_info file;
     ``path.resume_state``; each ``path.pretrain_network_<x>``, except, when resuming, those BasicSR points at the
-    run's own models/ instead (compat.check_resume keeps our teacher's)."""
-    from ..data.pair_folders import check_pair_sources
+    run's own models/ instead (compat.check_resume keeps our teacher's); the file of a network that reads its own
+    weights (``AutoTeacher``'s ``path``)."""
     from ..compat import TEACHER_NETWORK, is_dukd_model
+    from ..data.pair_folders import check_pair_sources
     from ..io.checkpoint import locate
     problems = []
     for section, dataset in (opt.get('datasets') or {}).items():
@@ -38,11 +39,16 @@ def source_problems(opt, resuming: bool = False) -> List[str]:
                 problems.append(str(err))
     path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
     kept = set(path.get('ignore_resume_networks') or []) | ({TEACHER_NETWORK} if is_dukd_model(opt) else set())
-    for key, value in path.items():
-        replaced = resuming and key.removeprefix('pretrain_') not in kept
-        if isinstance(value, str) and (key == 'resume_state' or (key.startswith('pretrain_network_') and not replaced)):
+    checkpoints = [(f'path.{key}', value) for key, value in path.items() if key == 'resume_state' or (
+        key.startswith('pretrain_network_') and not (resuming and key.removeprefix('pretrain_') not in kept))]
+    checkpoints += [(f'{net}.path', block.get('path')) for net, block in opt.items()  # AutoTeacher reads its own
+                    if net.startswith('network_') and isinstance(block, dict)
+                    and getattr(lookup(ARCH_REGISTRY, block.get('type')), 'loads_own_weights', False)]
+    for key, value in checkpoints:
+        if isinstance(value, str):
             try:
-                locate(os.path.expanduser(value), f'path.{key}: checkpoint')
+                locate(os.path.expanduser(value), f'{key}: checkpoint', 'Fix the path (a relative one starts in the '
+                       'folder the command runs from).')
             except FileNotFoundError as err:
                 problems.append(str(err))
     return problems
@@ -56,15 +62,11 @@ def check_sources(opt, resuming: bool) -> None:
 
 def other_missing_paths(opt) -> List[str]:
     """Paths the file names that ``source_problems`` does not check (datasets of other types, the teacher-label
-    store, a network's own weight file) and that do not exist from here."""
+    store) and that do not exist from here."""
     named = []
     for section, dataset in (opt.get('datasets') or {}).items():
         if isinstance(dataset, dict):
             keys = ('dataroot_teacher', ) if _is_paired(dataset) else DATASET_PATHS
             named += [(f'datasets.{section}.{key}', dataset.get(key)) for key in keys]
-    for net, block in opt.items():
-        if net.startswith('network_') and isinstance(block, dict) and 'path' in block:
-            if getattr(lookup(ARCH_REGISTRY, block.get('type')), 'loads_own_weights', False):
-                named.append((f'{net}.path', block['path']))
     return [f'{key}: {value!r} does not exist' for key, value in named
             if isinstance(value, str) and not os.path.exists(os.path.expanduser(value))]
