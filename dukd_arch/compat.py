@@ -86,6 +86,15 @@ def exact_resume_enabled(opt):
 
 
 # ------------------------------------------------------------------------------------------ resume
+def networks_kept_on_resume(opt):
+    """The ``network_<x>`` whose ``pretrain_network_<x>`` a resume keeps (the rest load the run's own models/):
+    ``path.ignore_resume_networks``, and for our models the frozen teacher."""
+    kept = list((opt.get('path') or {}).get('ignore_resume_networks') or [])
+    if is_dukd_model(opt) and TEACHER_NETWORK not in kept:
+        kept.append(TEACHER_NETWORK)
+    return kept
+
+
 def check_resume(opt, resume_iter):
     """basicsr's check_resume, but for our models the frozen teacher keeps its own path and param key.
 
@@ -97,10 +106,7 @@ def check_resume(opt, resume_iter):
         _basicsr_check_resume(opt, resume_iter)
         return
     path_opt = opt['path']
-    ignore = list(path_opt.get('ignore_resume_networks') or [])
-    if TEACHER_NETWORK not in ignore:
-        ignore.append(TEACHER_NETWORK)
-    path_opt['ignore_resume_networks'] = ignore
+    path_opt['ignore_resume_networks'] = networks_kept_on_resume(opt)
     param_key_t = path_opt.get('param_key_t')
     _basicsr_check_resume(opt, resume_iter)
     if param_key_t is not None:

@@ -16,7 +16,6 @@ import os
 import sys
 from collections import OrderedDict
 
-
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import MODEL_REGISTRY
 

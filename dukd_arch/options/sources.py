@@ -25,7 +25,7 @@ def source_problems(opt, resuming: bool = False) -> List[str]:
     ``path.resume_state``; each ``path.pretrain_network_<x>``, except, when resuming, those BasicSR points at the
     run's own models/ instead (compat.check_resume keeps our teacher's); the file of a network that reads its own
     weights (``AutoTeacher``'s ``path``)."""
-    from ..compat import TEACHER_NETWORK, is_dukd_model
+    from ..compat import networks_kept_on_resume
     from ..data.pair_folders import check_pair_sources
     from ..io.checkpoint import locate
     problems = []
@@ -38,9 +38,9 @@ def source_problems(opt, resuming: bool = False) -> List[str]:
             except (OSError, ValueError) as err:
                 problems.append(str(err))
     path = opt.get('path') if isinstance(opt.get('path'), dict) else {}
-    kept = set(path.get('ignore_resume_networks') or []) | ({TEACHER_NETWORK} if is_dukd_model(opt) else set())
+    kept = networks_kept_on_resume(opt)
     checkpoints = [(f'path.{key}', value) for key, value in path.items() if key == 'resume_state' or (
-        key.startswith('pretrain_network_') and not (resuming and key.removeprefix('pretrain_') not in kept))]
+        key.startswith('pretrain_network_') and (not resuming or key.removeprefix('pretrain_') in kept))]
     checkpoints += [(f'{net}.path', block.get('path')) for net, block in opt.items()  # AutoTeacher reads its own
                     if net.startswith('network_') and isinstance(block, dict)
                     and getattr(lookup(ARCH_REGISTRY, block.get('type')), 'loads_own_weights', False)]
